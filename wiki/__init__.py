@@ -1,0 +1,38 @@
+"""Postmortem Wiki: blameless postmortems, bug signatures and similar incidents."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import config as config_module
+
+__version__ = "0.1.0"
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app. ``config`` overrides settings (keys as in :data:`wiki.config.SETTINGS`)."""
+    settings = config_module.load(config)
+    app = Flask(
+        __name__,
+        static_folder=str(settings["STATIC_DIR"]),
+        static_url_path="/static",
+    )
+    app.config.update(settings)
+    app.config.setdefault("MAX_CONTENT_LENGTH", 25 * 1024 * 1024)
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from . import app_state, errors, render, search
+    from .views import api, pages
+    from .views import search as search_views
+
+    app_state.init_app(app)
+    search.init_app(app)
+    render.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(search_views.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,99 @@
+"""Settings, read from environment variables.
+
+Every setting lives in ``SETTINGS``: its environment variable, default and meaning. The README's
+configuration table is checked against this table by ``tests/test_docs.py``, so a setting cannot
+be added without being documented.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Where the repository's top-level folders are when running from a checkout (editable install).
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+#: Where a regular (non-editable) install puts ``static/`` and the demo ``content/``.
+SHARE_ROOT = Path(sys.prefix) / "share" / "postmortem-wiki"
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    key: str
+    default: object
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("WIKI_CONTENT_DIR", "CONTENT_DIR", "./content",
+            "Folder holding `postmortems/` and `signatures/` (the source of truth). "
+            "Falls back to the bundled demo content when `./content` does not exist."),
+    Setting("WIKI_DATA_DIR", "DATA_DIR", "./.wiki-data",
+            "Folder for derived data: the search index, the SQLite file and revisions."),
+    Setting("DATABASE_URL", "DATABASE_URL", None,
+            "SQLAlchemy URL of the metadata database. Default: SQLite file `wiki.db` in the data "
+            "dir. `postgresql+psycopg://user:pass@host/db` also works."),
+    Setting("WIKI_SECRET_KEY", "SECRET_KEY", None,
+            "Key signing sessions and CSRF tokens. Default: a random key per start (forms open "
+            "across a restart then need a reload). Set it in production."),
+    Setting("WIKI_STATIC_DIR", "STATIC_DIR", None,
+            "Folder of CSS/JS/images. Default: the repository's `static/` or the installed copy."),
+    Setting("WIKI_ROOT_CAUSE_CATEGORIES", "ROOT_CAUSE_CATEGORIES",
+            "config-change,deploy,capacity,dependency,hardware,data-corruption,time,security,unknown",
+            "Comma-separated vocabulary for a postmortem's `root_cause_category`."),
+    Setting("WIKI_DETECTION_METHODS", "DETECTION_METHODS",
+            "alert,customer-report,engineer-noticed,automated-test,other",
+            "Comma-separated vocabulary for a postmortem's `detection`."),
+    Setting("WIKI_MAX_FILE_BYTES", "MAX_FILE_BYTES", "2000000",
+            "Content files larger than this are reported as problems and not loaded."),
+    Setting("WIKI_BASE_URL", "BASE_URL", "",
+            "Public URL of the wiki (e.g. `https://wiki.example.com`), used in links sent to chat. "
+            "Default: taken from each request."),
+)
+
+
+def _find_default_dir(name: str) -> Path:
+    """Top-level ``static/`` or ``content/``: the checkout's, else the installed share copy."""
+    for root in (SOURCE_ROOT, SHARE_ROOT):
+        if (root / name).is_dir():
+            return root / name
+    return SOURCE_ROOT / name
+
+
+def _listify(value: object) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(v.strip() for v in str(value).split(",") if v.strip())
+
+
+def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
+    """Build the configuration dict from defaults, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    config: dict = {}
+    for setting in SETTINGS:
+        if setting.key in overrides:
+            value = overrides.pop(setting.key)
+        else:
+            value = environ.get(setting.env, setting.default)
+        config[setting.key] = value
+
+    content = config["CONTENT_DIR"]
+    if content == "./content" and not Path("content").is_dir() and "WIKI_CONTENT_DIR" not in environ:
+        content = _find_default_dir("content")
+    config["CONTENT_DIR"] = Path(content).resolve()
+    config["DATA_DIR"] = Path(config["DATA_DIR"]).resolve()
+    config["STATIC_DIR"] = Path(config["STATIC_DIR"] or _find_default_dir("static")).resolve()
+    if not config["DATABASE_URL"]:
+        config["DATABASE_URL"] = f"sqlite:///{config['DATA_DIR'] / 'wiki.db'}"
+    if not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = secrets.token_hex(32)
+    config["ROOT_CAUSE_CATEGORIES"] = _listify(config["ROOT_CAUSE_CATEGORIES"])
+    config["DETECTION_METHODS"] = _listify(config["DETECTION_METHODS"])
+    config["MAX_FILE_BYTES"] = int(config["MAX_FILE_BYTES"])
+    config["BASE_URL"] = str(config["BASE_URL"] or "").rstrip("/")
+    config.update(overrides)  # anything else (e.g. TESTING) passes through untouched
+    return config

@@ -1,0 +1,396 @@
+"""The metadata database: engine, sync from the content store, and the queries pages use.
+
+No Flask here: ``wiki.app_state`` wires it into the app. Sync is incremental: a file whose
+modification time and size are unchanged since the last sync is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy import event, func, or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, col, create_engine, delete, select
+
+from . import documents as d
+from .models import (
+    ActionItemRow,
+    DocumentRow,
+    FileState,
+    LinkRow,
+    ProblemRow,
+    ServiceRow,
+    TagRow,
+)
+from .store import Problem, Store, file_lock
+
+log = logging.getLogger(__name__)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=OFF")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+# --------------------------------------------------------------------------------------------
+# Sync
+
+
+@dataclass
+class SyncReport:
+    changed: list[d.Document] = field(default_factory=list)  #: added or modified documents
+    removed: list[str] = field(default_factory=list)  #: ids no longer in content/
+    skipped: int = 0  #: unchanged files
+    problems: list[Problem] = field(default_factory=list)  #: problems found in this run
+
+    @property
+    def changed_ids(self) -> list[str]:
+        return [doc.id for doc in self.changed]
+
+
+def _seconds(delta) -> int | None:
+    return int(delta.total_seconds()) if delta is not None else None
+
+
+def document_row(doc: d.Document) -> DocumentRow:
+    fm = doc.front_matter
+    day = fm.get("date") or fm.get("first_seen") or fm.get("created")
+    started = fm.get("started_at")
+    durations = doc.durations()
+    return DocumentRow(
+        id=doc.id,
+        kind=doc.kind.name,
+        title=doc.title,
+        slug=doc.slug,
+        status=doc.status,
+        severity=fm.get("severity"),
+        date=day,
+        year=day.year if day else None,
+        root_cause_category=fm.get("root_cause_category"),
+        detection=fm.get("detection"),
+        incident_commander=fm.get("incident_commander"),
+        summary=doc.summary[:2000],
+        started_at=started.astimezone(timezone.utc).replace(tzinfo=None) if started else None,
+        time_to_detect=_seconds(durations["time_to_detect"]),
+        time_to_mitigate=_seconds(durations["time_to_mitigate"]),
+        time_to_resolve=_seconds(durations["time_to_resolve"]),
+        created=fm.get("created"),
+        updated=fm.get("updated"),
+        path=doc.path,
+        revision=doc.revision or "",
+        front_matter=d.json_value(fm),
+    )
+
+
+def _delete_document(session: Session, doc_id: str) -> None:
+    for table in (TagRow, ServiceRow, ActionItemRow):
+        session.exec(delete(table).where(table.doc_id == doc_id))
+    session.exec(delete(LinkRow).where(LinkRow.source == doc_id))
+    session.exec(delete(DocumentRow).where(DocumentRow.id == doc_id))
+
+
+def upsert_document(session: Session, doc: d.Document) -> None:
+    """Replace every row derived from ``doc``."""
+    _delete_document(session, doc.id)
+    session.flush()
+    session.add(document_row(doc))
+    for name in dict.fromkeys(doc.tags):
+        session.add(TagRow(doc_id=doc.id, name=name[:200]))
+    for name in dict.fromkeys(doc.services):
+        session.add(ServiceRow(doc_id=doc.id, name=name[:200]))
+    for n, item in enumerate(doc.get("action_items", [])):
+        session.add(ActionItemRow(
+            doc_id=doc.id, position=n, title=item["title"], owner=item.get("owner"),
+            due=item.get("due"), status=item.get("status", "open"), ticket=item.get("ticket"),
+        ))
+    for field_name, targets in doc.links().items():
+        for target in targets:
+            if target != doc.id:
+                session.add(LinkRow(source=doc.id, target=target, field=field_name))
+
+
+def _record_problems(session: Session, path: str, problems: Iterable[Problem]) -> None:
+    session.exec(delete(ProblemRow).where(ProblemRow.path == path))
+    for p in problems:
+        session.add(ProblemRow(path=p.path, line=p.line, field=p.field, message=p.message))
+
+
+def sync(
+    engine: Engine,
+    store: Store,
+    full: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SyncReport:
+    """Bring the database in line with ``content/``; returns what changed.
+
+    Runs under a file lock so several worker processes starting at once sync one at a time.
+    """
+    with file_lock(store.data_dir / "locks" / "sync.lock"), Session(engine) as session:
+        report = SyncReport()
+        files = store.files()
+        states = {s.path: s for s in session.exec(select(FileState))}
+        if full:
+            for table in (TagRow, ServiceRow, ActionItemRow, LinkRow, DocumentRow, FileState,
+                          ProblemRow):
+                session.exec(delete(table))
+            states = {}
+        on_disk = {f.path for f in files}
+
+        # Removed files first, so a renamed file (delete + add) keeps its id.
+        for path in sorted(set(states) - on_disk):
+            state = states.pop(path)
+            if state.ok and state.doc_id:
+                row = session.get(DocumentRow, state.doc_id)
+                if row is not None and row.path == path:
+                    _delete_document(session, state.doc_id)
+                    report.removed.append(state.doc_id)
+            session.exec(delete(ProblemRow).where(ProblemRow.path == path))
+            session.delete(state)
+        session.flush()
+
+        todo = [f for f in files
+                if f.path not in states
+                or (states[f.path].mtime_ns, states[f.path].size) != (f.mtime_ns, f.size)]
+        # Files that lost a duplicate-id contest get another chance when the winner is gone.
+        freed = {s.path for s in states.values()
+                 if not s.ok and s.doc_id and session.get(DocumentRow, s.doc_id) is None}
+        todo += [f for f in files if f.path in freed and f not in todo]
+        report.skipped = len(files) - len(todo)
+
+        for n, info in enumerate(todo, 1):
+            doc, problems = store.read_or_problems(info.path)
+            state = states.get(info.path) or FileState(path=info.path, mtime_ns=0, size=0)
+            previous_id = state.doc_id if state.ok else None
+            if doc is not None:
+                owner = session.get(DocumentRow, doc.id)
+                if owner is not None and owner.path != info.path and (store.root / owner.path).exists():
+                    problems = [Problem(info.path, f"duplicate id {doc.id}: also used by "
+                                                   f"{owner.path}; this file is ignored", field="id")]
+                    doc_ok = False
+                else:
+                    doc_ok = True
+            else:
+                doc_ok = False
+            if previous_id and (doc is None or not doc_ok or previous_id != doc.id):
+                row = session.get(DocumentRow, previous_id)
+                if row is not None and row.path == info.path:
+                    _delete_document(session, previous_id)
+                    report.removed.append(previous_id)
+            if doc_ok:
+                upsert_document(session, doc)
+                report.changed.append(doc)
+                if doc.id in report.removed:
+                    report.removed.remove(doc.id)
+            _record_problems(session, info.path, problems)
+            report.problems.extend(problems)
+            state.mtime_ns, state.size = info.mtime_ns, info.size
+            state.revision = doc.revision if doc else None
+            state.doc_id = doc.id if doc else None
+            state.ok = doc_ok
+            session.add(state)
+            if n % 500 == 0:
+                session.flush()
+            if progress:
+                progress(n, len(todo))
+        session.commit()
+        if todo or report.removed:
+            log.info("synced %d changed, %d removed, %d unchanged, %d problem(s)",
+                     len(report.changed), len(report.removed), report.skipped, len(report.problems))
+        return report
+
+
+def record_saved(engine: Engine, store: Store, doc: d.Document) -> None:
+    """Update the rows of one document just written by the app (no full sync needed)."""
+    st = store.absolute(doc.path).stat()
+    with file_lock(store.data_dir / "locks" / "sync.lock"), Session(engine) as session:
+        upsert_document(session, doc)
+        state = session.get(FileState, doc.path) or FileState(path=doc.path, mtime_ns=0, size=0)
+        state.mtime_ns, state.size, state.revision, state.doc_id, state.ok = (
+            st.st_mtime_ns, st.st_size, doc.revision, doc.id, True)
+        session.add(state)
+        _record_problems(session, doc.path, [])
+        session.commit()
+
+
+# --------------------------------------------------------------------------------------------
+# Queries
+
+
+@dataclass
+class Filters:
+    kind: str | None = None
+    severity: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    service: list[str] = field(default_factory=list)
+    tag: list[str] = field(default_factory=list)
+    year: list[int] = field(default_factory=list)
+    root_cause: list[str] = field(default_factory=list)
+
+
+SORTS = {
+    "date": (col(DocumentRow.date).desc(), col(DocumentRow.id).desc()),
+    "-date": (col(DocumentRow.date).asc(), col(DocumentRow.id).asc()),
+    "severity": (col(DocumentRow.severity).asc(), col(DocumentRow.date).desc()),
+    "title": (func.lower(DocumentRow.title).asc(),),
+    "updated": (col(DocumentRow.updated).desc(), col(DocumentRow.id).desc()),
+    "ttr": (col(DocumentRow.time_to_resolve).desc(),),
+}
+
+
+def _filtered(stmt, filters: Filters):
+    if filters.kind:
+        stmt = stmt.where(DocumentRow.kind == filters.kind)
+    if filters.severity:
+        stmt = stmt.where(col(DocumentRow.severity).in_(filters.severity))
+    if filters.status:
+        stmt = stmt.where(col(DocumentRow.status).in_(filters.status))
+    if filters.year:
+        stmt = stmt.where(col(DocumentRow.year).in_(filters.year))
+    if filters.root_cause:
+        stmt = stmt.where(col(DocumentRow.root_cause_category).in_(filters.root_cause))
+    for name in filters.service:
+        stmt = stmt.where(col(DocumentRow.id).in_(
+            select(ServiceRow.doc_id).where(func.lower(ServiceRow.name) == name.lower())))
+    for name in filters.tag:
+        stmt = stmt.where(col(DocumentRow.id).in_(
+            select(TagRow.doc_id).where(func.lower(TagRow.name) == name.lower())))
+    return stmt
+
+
+def list_documents(
+    session: Session, filters: Filters, sort: str = "date", limit: int = 50, offset: int = 0
+) -> tuple[list[DocumentRow], int]:
+    stmt = _filtered(select(DocumentRow), filters)
+    total = session.exec(_filtered(select(func.count()).select_from(DocumentRow), filters)).one()
+    stmt = stmt.order_by(*SORTS.get(sort, SORTS["date"])).limit(limit).offset(offset)
+    return list(session.exec(stmt)), total
+
+
+def facet_values(session: Session, filters: Filters) -> dict[str, list[tuple[str, int]]]:
+    """Counts per value of each filterable field, within the other active filters' results."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    base_ids = _filtered(select(DocumentRow.id), Filters(kind=filters.kind))
+    simple = {"severity": DocumentRow.severity, "status": DocumentRow.status,
+              "year": DocumentRow.year, "root_cause": DocumentRow.root_cause_category}
+    for name, column in simple.items():
+        stmt = (select(column, func.count()).where(col(DocumentRow.id).in_(base_ids))
+                .where(column.is_not(None)).group_by(column).order_by(column))
+        rows = [(str(v), c) for v, c in session.exec(stmt)]
+        if name == "year":
+            rows.sort(reverse=True)
+        out[name] = rows
+    for name, table in (("service", ServiceRow), ("tag", TagRow)):
+        stmt = (select(table.name, func.count()).where(col(table.doc_id).in_(base_ids))
+                .group_by(table.name).order_by(func.count().desc(), table.name))
+        out[name] = [(v, c) for v, c in session.exec(stmt)]
+    return out
+
+
+def get_row(session: Session, doc_id: str) -> DocumentRow | None:
+    ident = d.normalise_id(doc_id)
+    return session.get(DocumentRow, ident) if ident else None
+
+
+def titles(session: Session, ids: Iterable[str]) -> dict[str, DocumentRow]:
+    ids = [i for i in dict.fromkeys(ids) if i]
+    if not ids:
+        return {}
+    return {row.id: row for row in session.exec(select(DocumentRow).where(col(DocumentRow.id).in_(ids)))}
+
+
+def backlinks(session: Session, doc_id: str) -> list[tuple[DocumentRow, list[str]]]:
+    """Documents pointing at ``doc_id``, with the fields they point through."""
+    stmt = (select(DocumentRow, LinkRow.field).join(LinkRow, LinkRow.source == DocumentRow.id)
+            .where(LinkRow.target == doc_id).order_by(DocumentRow.id))
+    out: dict[str, tuple[DocumentRow, list[str]]] = {}
+    for row, field_name in session.exec(stmt):
+        out.setdefault(row.id, (row, []))[1].append(field_name)
+    return sorted(out.values(), key=lambda pair: (pair[0].kind, _id_number(pair[0].id)))
+
+
+def _id_number(ident: str) -> int:
+    parsed = d.parse_id(ident)
+    return parsed[1] if parsed else 0
+
+
+def recent(session: Session, kind: str, limit: int = 8, status: str | None = None) -> list[DocumentRow]:
+    stmt = select(DocumentRow).where(DocumentRow.kind == kind)
+    if status:
+        stmt = stmt.where(DocumentRow.status == status)
+    stmt = stmt.order_by(col(DocumentRow.date).desc(), col(DocumentRow.id).desc()).limit(limit)
+    return list(session.exec(stmt))
+
+
+def open_action_items(session: Session, limit: int | None = None) -> tuple[list[tuple[ActionItemRow, DocumentRow]], int]:
+    base = (select(ActionItemRow, DocumentRow).join(DocumentRow, DocumentRow.id == ActionItemRow.doc_id)
+            .where(ActionItemRow.status == "open"))
+    total = session.exec(select(func.count()).select_from(ActionItemRow)
+                         .where(ActionItemRow.status == "open")).one()
+    stmt = base.order_by(col(ActionItemRow.due).asc().nulls_last(), ActionItemRow.doc_id)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(session.exec(stmt)), total
+
+
+def action_items_for(session: Session, doc_id: str) -> list[ActionItemRow]:
+    return list(session.exec(select(ActionItemRow).where(ActionItemRow.doc_id == doc_id)
+                             .order_by(ActionItemRow.position)))
+
+
+def counts(session: Session) -> dict[str, int]:
+    rows = session.exec(select(DocumentRow.kind, func.count()).group_by(DocumentRow.kind))
+    return dict(rows)
+
+
+def named_values(session: Session, table, kind: str | None = None) -> list[tuple[str, int]]:
+    """Every tag or service with the number of documents using it."""
+    stmt = select(table.name, func.count()).group_by(table.name)
+    if kind:
+        stmt = stmt.join(DocumentRow, DocumentRow.id == table.doc_id).where(DocumentRow.kind == kind)
+    return sorted(session.exec(stmt), key=lambda r: (-r[1], r[0].lower()))
+
+
+def documents_with(session: Session, table, name: str) -> list[DocumentRow]:
+    ids = select(table.doc_id).where(func.lower(table.name) == name.lower())
+    stmt = select(DocumentRow).where(col(DocumentRow.id).in_(ids)).order_by(
+        DocumentRow.kind, col(DocumentRow.date).desc())
+    return list(session.exec(stmt))
+
+
+def canonical_name(session: Session, table, name: str) -> str | None:
+    return session.exec(select(table.name).where(func.lower(table.name) == name.lower())).first()
+
+
+def problems(session: Session) -> list[ProblemRow]:
+    return list(session.exec(select(ProblemRow).order_by(ProblemRow.path, ProblemRow.line)))
+
+
+def all_ids(session: Session) -> set[str]:
+    return set(session.exec(select(DocumentRow.id)))
+
+
+def search_rows(session: Session, text: str, limit: int = 20) -> list[DocumentRow]:
+    """A plain title/id lookup (used for autocomplete before the search index exists)."""
+    like = f"%{text.lower()}%"
+    stmt = select(DocumentRow).where(or_(func.lower(DocumentRow.title).like(like),
+                                         func.lower(DocumentRow.id) == text.lower())).limit(limit)
+    return list(session.exec(stmt))
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
