@@ -85,7 +85,7 @@ def document_row(doc: d.Document) -> DocumentRow:
         detection=fm.get("detection"),
         incident_commander=fm.get("incident_commander"),
         summary=doc.summary[:2000],
-        started_at=started.astimezone(timezone.utc).replace(tzinfo=None) if started else None,
+        started_at=started.astimezone(timezone.utc) if started else None,
         time_to_detect=_seconds(durations["time_to_detect"]),
         time_to_mitigate=_seconds(durations["time_to_mitigate"]),
         time_to_resolve=_seconds(durations["time_to_resolve"]),

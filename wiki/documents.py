@@ -640,11 +640,17 @@ def _load_yaml(fm: str) -> tuple[dict, dict[str, int]]:
             raise DocumentError([FieldError(None, "front matter must be a mapping of field: value", 2)])
         data = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        # YAML notices an unclosed bracket or quote where the text ends; the line where the
+        # construct started (the context mark) is the one to show the author.
+        problem_mark = getattr(exc, "problem_mark", None)
+        context_mark = getattr(exc, "context_mark", None)
+        mark = context_mark or problem_mark
         line = mark.line + 1 if mark else None
         problem = getattr(exc, "problem", None) or str(exc)
         context = getattr(exc, "context", None)
         message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+        if context_mark and problem_mark and problem_mark.line != context_mark.line:
+            message += f"; noticed on line {problem_mark.line + 1}"
         raise DocumentError([FieldError(None, message, line)]) from None
     finally:
         loader.dispose()
