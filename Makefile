@@ -1,0 +1,35 @@
+# Two commands on a fresh machine (Python 3.11 + make):
+#   make serve   install into .venv and serve the wiki with the demo content on http://127.0.0.1:5000
+#   make test    install into .venv (with test extras) and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+PIP     = $(VENV)/bin/pip
+
+.PHONY: serve test bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e '.[test,postgres]'
+	@touch $@ $(VENV)/.installed
+
+serve: $(VENV)/.installed
+	$(VENV)/bin/wiki serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-test
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test
+	$(VENV)/bin/python bench/startup.py
+	$(VENV)/bin/python bench/render.py
+
+clean:
+	rm -rf $(VENV) .wiki-data build *.egg-info
