@@ -24,7 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import app_state, errors, render, search
+    from . import app_state, cli, errors, render, search
     from .views import api, pages
     from .views import search as search_views
 
@@ -32,7 +32,9 @@ def create_app(config: dict | None = None) -> Flask:
     search.init_app(app)
     render.init_app(app)
     errors.init_app(app)
+    cli.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(search_views.bp)
     app.register_blueprint(api.bp)
+    app_state.start(app)
     return app

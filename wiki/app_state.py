@@ -13,8 +13,13 @@ log = logging.getLogger(__name__)
 
 
 def init_app(app: Flask) -> None:
-    wiki = Wiki(app.config)
-    app.extensions["wiki"] = wiki
+    """Create the app's :class:`Wiki`; parts that listen to it register before :func:`start`."""
+    app.extensions["wiki"] = Wiki(app.config)
+
+
+def start(app: Flask) -> None:
+    """Bring the database (and every listener, e.g. the search index) in line with content/."""
+    wiki = app.extensions["wiki"]
     if app.config.get("SYNC_ON_START", True):
         started = time.perf_counter()
         report = wiki.sync()

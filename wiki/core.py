@@ -22,18 +22,24 @@ log = logging.getLogger(__name__)
 __all__ = ["Wiki", "NotFound", "StaleRevision"]
 
 
+def make_store(config: dict) -> Store:
+    """The content store for a configuration (usable without a database, e.g. by ``wiki check``)."""
+    vocab = d.Vocabulary(
+        root_causes=tuple(config.get("ROOT_CAUSE_CATEGORIES") or d.DEFAULT_ROOT_CAUSES),
+        detections=tuple(config.get("DETECTION_METHODS") or d.DEFAULT_DETECTIONS),
+    )
+    return Store(config["CONTENT_DIR"], config["DATA_DIR"], vocab,
+                 int(config.get("MAX_FILE_BYTES", 2_000_000)))
+
+
 class Wiki:
     def __init__(self, config: dict):
         self.config = config
-        self.vocab = d.Vocabulary(
-            root_causes=tuple(config.get("ROOT_CAUSE_CATEGORIES") or d.DEFAULT_ROOT_CAUSES),
-            detections=tuple(config.get("DETECTION_METHODS") or d.DEFAULT_DETECTIONS),
-        )
         self.content_dir = Path(config["CONTENT_DIR"])
         self.data_dir = Path(config["DATA_DIR"])
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(self.content_dir, self.data_dir, self.vocab,
-                           int(config.get("MAX_FILE_BYTES", 2_000_000)))
+        self.store = make_store(config)
+        self.vocab = self.store.vocab
         self.engine = db.make_engine(config["DATABASE_URL"])
         self.listeners: list = []  #: objects with on_sync(report, wiki, full) / on_save(doc, wiki, …)
 
@@ -77,11 +83,14 @@ class Wiki:
                author: str | None = None, message: str | None = None) -> d.Document:
         """Validate and write a new document; the id is assigned here, never by the caller."""
         kind = d.KINDS[kind] if isinstance(kind, str) else kind
-        fm = {k: v for k, v in front_matter.items() if k != "id"}
         today = date.today()
+        # id, title and status first, as a person would write them; the rest in the given order.
+        fm = {"id": f"{kind.prefix}-1",  # placeholder so validation runs before allocation
+              "title": front_matter.get("title"),
+              "status": front_matter.get("status") or d.DEFAULTS[kind.name]["status"]}
+        fm.update((k, v) for k, v in front_matter.items() if k not in fm)
         fm.setdefault("created", today)
         fm.setdefault("updated", today)
-        fm["id"] = f"{kind.prefix}-1"  # placeholder so validation can run before allocation
         doc = d.new_document(kind, fm, body, self.vocab)
         with self.session() as session:
             taken = db.all_ids(session)

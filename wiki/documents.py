@@ -187,6 +187,7 @@ def _represent_datetime(dumper: yaml.SafeDumper, value: datetime):
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", value.isoformat())
 
 
+_Dumper.ignore_aliases = lambda self, data: True  # never write &id001 anchors for shared values
 _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(list, _represent_list)
 _Dumper.add_representer(tuple, _represent_list)
@@ -506,6 +507,7 @@ class Document:
         if not text:
             first = "Summary" if self.kind is POSTMORTEM else "How to recognise it"
             text = self.section(first) or (self.sections()[0][1] if self.sections() else self.body)
+        text = _COMMENT_RE.sub("", text)  # template hints are HTML comments
         paragraph = next((p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()), "")
         return " ".join(paragraph.split())
 
@@ -543,6 +545,8 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:20]
 
 
+#: An HTML comment, possibly spanning lines (templates use them as hints).
+_COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
 #: A level-2 heading (``## Title``) at the start of a line.
 _SECTION_RE = re.compile(r"^##[ \t]+(.+?)[ \t#]*$")
 #: The opening or closing line of a fenced code block (``` or ~~~).
@@ -611,7 +615,7 @@ def decode(data: bytes, max_bytes: int | None = None) -> tuple[str, bool, str]:
     return text.replace("\r\n", "\n"), bom, newline
 
 
-def _split(text: str) -> tuple[str, str]:
+def split_front_matter(text: str) -> tuple[str, str]:
     """Split text into (YAML, body) using python-frontmatter's boundary rules."""
     handler = _front_matter_handler()
     if not handler.detect(text):
@@ -625,7 +629,7 @@ def _split(text: str) -> tuple[str, str]:
     return fm, body.lstrip("\n")
 
 
-def _load_yaml(fm: str) -> tuple[dict, dict[str, int]]:
+def load_front_matter(fm: str) -> tuple[dict, dict[str, int]]:
     """YAML text → (mapping, line of each top-level key). Lines count the opening ``---`` as 1.
 
     ``fm`` is the text after the opening ``---``, starting with that line's newline, so a mark's
@@ -679,8 +683,8 @@ def parse(
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
         text, bom, newline = decode(raw, max_bytes)
-        fm, body = _split(text)
-        loaded, lines = _load_yaml(fm)
+        fm, body = split_front_matter(text)
+        loaded, lines = load_front_matter(fm)
         if kind is None and path:
             kind = kind_for_path(path)
         if kind is None and parse_id(loaded.get("id")):
