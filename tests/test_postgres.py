@@ -31,7 +31,7 @@ def pg_url():
 def test_sync_list_filter_and_api_on_postgres(pg_url, content_dir, tmp_path):
     write_doc(content_dir, "postmortems/PM-2-db.md",
               MINIMAL_PM.replace("PM-1", "PM-2").replace("SEV2", "SEV1")
-              .replace("Checkout latency after cache flush", "Ünïcödé title: 'quotes' \"and\" more"))
+              .replace("Checkout latency after cache flush", "Ünïcödé — 'quotes' and 日本語"))
     app = make_app(content_dir, tmp_path / "data", DATABASE_URL=pg_url)
     wiki = app.extensions["wiki"]
     assert wiki.engine.dialect.name == "postgresql"

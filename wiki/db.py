@@ -109,6 +109,7 @@ def upsert_document(session: Session, doc: d.Document) -> None:
     _delete_document(session, doc.id)
     session.flush()
     session.add(document_row(doc))
+    session.flush()  # the parent row first: PostgreSQL checks the foreign keys of the rows below
     for name in dict.fromkeys(doc.tags):
         session.add(TagRow(doc_id=doc.id, name=name[:200]))
     for name in dict.fromkeys(doc.services):

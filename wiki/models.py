@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -79,8 +79,8 @@ class FileState(SQLModel, table=True):
     __tablename__ = "file_state"
 
     path: str = Field(primary_key=True, max_length=500)
-    mtime_ns: int
-    size: int
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
     revision: str | None = Field(default=None, max_length=40)
     doc_id: str | None = Field(default=None, max_length=20)  #: the id it holds (or claims)
     ok: bool = True
