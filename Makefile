@@ -21,6 +21,9 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --quiet -e '.[test,postgres]'
 	@touch $@ $(VENV)/.installed
 
+# The demo content lives inside this project's git repository: keep its revisions in the data dir
+# instead of committing browser edits here. With your own WIKI_CONTENT_DIR, history is automatic.
+serve: export WIKI_HISTORY ?= $(if $(WIKI_CONTENT_DIR),auto,files)
 serve: $(VENV)/.installed
 	$(VENV)/bin/wiki serve --host $(HOST) --port $(PORT)
 

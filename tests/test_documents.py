@@ -210,6 +210,7 @@ match: ANY
     ("日本語", "untitled"),
     ("  --  ", "untitled"),
     ("a" * 200, "a" * 80),
+    ("History", "history-page"),
 ])
 def test_slugify(title, slug):
     assert d.slugify(title) == slug

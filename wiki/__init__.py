@@ -24,17 +24,20 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import app_state, cli, errors, render, search
+    from . import app_state, cli, errors, history, render, search
     from .views import api, pages
+    from .views import history as history_views
     from .views import search as search_views
 
     app_state.init_app(app)
     search.init_app(app)
+    history.init_app(app)
     render.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(search_views.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(history_views.bp)
     app_state.start(app)
     return app

@@ -49,6 +49,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated vocabulary for a postmortem's `detection`."),
     Setting("WIKI_MAX_FILE_BYTES", "MAX_FILE_BYTES", "2000000",
             "Content files larger than this are reported as problems and not loaded."),
+    Setting("WIKI_HISTORY", "HISTORY", "auto",
+            "Where revisions go: `auto` (git commits when `content/` is in a git repository, "
+            "else the data dir), `git`, or `files` (always the data dir)."),
+    Setting("WIKI_GIT_AUTHOR", "GIT_AUTHOR", "Postmortem Wiki <wiki@localhost>",
+            "Author of revisions when nobody is signed in, and committer of the wiki's commits."),
     Setting("WIKI_BASE_URL", "BASE_URL", "",
             "Public URL of the wiki (e.g. `https://wiki.example.com`), used in links sent to chat. "
             "Default: taken from each request."),

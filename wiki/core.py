@@ -117,7 +117,12 @@ class Wiki:
                 listener.on_save(doc, self, author=author, message=message)
         return doc
 
-    def delete(self, ident: str, base_revision: str | None = None) -> None:
+    def delete(self, ident: str, base_revision: str | None = None,
+               author: str | None = None, message: str | None = None) -> None:
+        """Remove a document's file, refusing a stale ``base_revision``."""
         doc = self.get(ident)
         self.store.delete(doc, base_revision)
-        self.sync()  # listeners learn about the removal from the sync report
+        for listener in self.listeners:
+            if hasattr(listener, "on_delete"):
+                listener.on_delete(doc, self, author=author, message=message or "Delete")
+        self.sync()  # the database and the index learn about the removal from the sync report

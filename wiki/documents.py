@@ -104,13 +104,18 @@ def normalise_id(value: object) -> str | None:
     return f"{parsed[0].prefix}-{parsed[1]}" if parsed else None
 
 
+#: Slugs that would collide with the pages under a document's URL (``/postmortems/PM-7/history``).
+RESERVED_SLUGS = frozenset({"history", "diff", "revisions", "edit", "similar", "raw", "link"})
+
+
 def slugify(text: str, max_length: int = 80) -> str:
     """The one rule for slugs: ASCII lowercase words joined by ``-``; ``untitled`` when empty."""
     ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > max_length:
         slug = slug[:max_length].rsplit("-", 1)[0] or slug[:max_length]
-    return slug.strip("-") or "untitled"
+    slug = slug.strip("-") or "untitled"
+    return f"{slug}-page" if slug in RESERVED_SLUGS else slug
 
 
 # --------------------------------------------------------------------------------------------

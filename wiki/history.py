@@ -16,9 +16,10 @@ hook) and becomes a revision with an author, a time and a message. Two places ke
 
 A revision is named by :func:`wiki.documents.content_hash` of the file's bytes — the same value
 the editor keeps as its base revision — whichever place holds it. A document whose current file
-is in neither place (hand-written content, or edits made on disk) gets it recorded as
-``(imported from disk)`` when its history is listed, and at sync time in data-dir mode, so the
-original of a hand-written document survives its first edit in the browser.
+is in neither place (hand-written content, edits made on disk, files git does not hold as they
+are) gets it recorded in the data dir as ``(imported from disk)`` at sync time and, lazily, when
+its history is listed, so the original of a hand-written document survives its first edit in
+the browser. Deletions are revisions too (:meth:`History.on_delete`).
 
 Diffs are structures (lines and rows of ``(text, changed)`` segments) for templates to escape;
 nothing here produces HTML. :func:`merge3` is a line-based 3-way merge with git-style conflict
@@ -30,6 +31,7 @@ No Flask here except :func:`init_app`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import json
 import logging
@@ -38,11 +40,11 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import documents as d
-from .store import NotFound, atomic_write, file_lock
+from .store import IDS_FILE, NotFound, atomic_write, file_lock
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +105,14 @@ class Revision:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _parse_time(text: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def split_author(author: str | None, default: str = DEFAULT_AUTHOR) -> tuple[str, str]:
@@ -121,7 +123,7 @@ def split_author(author: str | None, default: str = DEFAULT_AUTHOR) -> tuple[str
         return " ".join("".join(c for c in text if c not in "<>" and c.isprintable()).split())
 
     def split(text: str) -> tuple[str, str]:
-        text = text.strip()
+        text = " ".join(text.split())
         if text.endswith(">") and "<" in text:
             name, _, email = text[:-1].rpartition("<")
             return clean(name), clean(email)
@@ -194,17 +196,25 @@ class RevisionLog:
 
     def record(self, ident: str, data: bytes | None, author: str, message: str, path: str,
                time: datetime | None = None, unless_logged: bool = False) -> Revision | None:
-        """Append a revision (``data=None``: a deletion). With ``unless_logged``, do nothing when
-        a revision with these bytes is already in the log (an import)."""
+        """Append a revision (``data=None``: a deletion).
+
+        With ``unless_logged`` (an import of a file that is on disk anyway) nothing happens when
+        a revision with these bytes is logged already, and nothing is fsynced: importing a whole
+        wiki at its first start stays cheap."""
         revision = d.content_hash(data) if data is not None else None
-        entry = Revision(revision, (time or _now()).astimezone(timezone.utc), author, message, path)
+        entry = Revision(revision, (time or _now()).astimezone(UTC), author, message, path)
         folder = self._folder(ident)
         with file_lock(self.lock_path):
             if unless_logged and any(e.revision == revision for e in self.entries(ident)):
                 return None
-            if data is not None and not (folder / revision).exists():
-                atomic_write(folder / revision, data)
             folder.mkdir(parents=True, exist_ok=True)
+            if data is not None and not (folder / revision).exists():
+                if unless_logged:
+                    tmp = folder / f".{revision}.tmp"
+                    tmp.write_bytes(data)
+                    os.replace(tmp, folder / revision)
+                else:
+                    atomic_write(folder / revision, data)
             line = json.dumps({
                 "revision": entry.revision, "time": entry.time.isoformat(),
                 "author": entry.author, "message": entry.message, "path": entry.path,
@@ -212,7 +222,8 @@ class RevisionLog:
             with open(folder / "log.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
                 fh.flush()
-                os.fsync(fh.fileno())
+                if not unless_logged:
+                    os.fsync(fh.fileno())
         return entry
 
 
@@ -280,11 +291,19 @@ class GitRepo:
         return self.prefix + rel
 
     def is_ignored(self, rel: str) -> bool:
-        return self.run("check-ignore", "-q", "--", self.repo_path(rel), check=False).returncode == 0
+        # check-ignore takes paths, not pathspecs, and refuses the literal magic
+        result = self.run("check-ignore", "-q", "--", self.repo_path(rel), check=False,
+                          env={"GIT_LITERAL_PATHSPECS": "0"})
+        if result.returncode not in (0, 1):
+            raise GitError(("check-ignore",), result.returncode,
+                           result.stderr.decode("utf-8", "replace"))
+        return result.returncode == 0
 
     def head(self) -> str | None:
         result = self.run("rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
-        return result.stdout.decode().strip() or None if result.returncode == 0 else None
+        if result.returncode != 0:
+            return None  # an unborn branch: no commit yet
+        return result.stdout.decode().strip() or None
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -317,6 +336,8 @@ class GitRepo:
                 message=message.strip(), path=rel_path, commit=commit,
                 blob=None if deleted else blob, repo_path=path,
             ))
+            if status.startswith("C"):
+                break  # --follow finds copies too: older commits are another file's history
         self._hash_blobs([(e.blob, e.repo_path) for e in entries if e.blob])
         return [
             e if e.blob is None else Revision(
@@ -351,34 +372,35 @@ class GitRepo:
 
     # -- writing -----------------------------------------------------------------------------
 
-    def commit_file(self, rel: str, data: bytes | None, author: tuple[str, str],
-                    committer: tuple[str, str], message: str, tmp_dir: Path) -> str | None:
-        """Commit ``data`` (``None``: the file's removal) as the only change on top of HEAD.
+    def commit_files(self, changes: dict[str, bytes | None], author: tuple[str, str],
+                     committer: tuple[str, str], message: str, tmp_dir: Path) -> str | None:
+        """Commit ``changes`` (content-dir path → bytes, or ``None`` for a removal) as the only
+        changes on top of HEAD.
 
         Returns the new commit id, or ``None`` when HEAD already has exactly this. The user's
-        index keeps everything staged for other paths; the saved path's entry is reset to the
-        new commit, as ``git commit -- <path>`` would leave it.
+        index keeps everything staged for other paths; the committed paths' entries are reset to
+        the new commit, as ``git commit -- <path>`` would leave them.
         """
-        path = self.repo_path(rel)
+        paths = {self.repo_path(rel): data for rel, data in changes.items()}
         head = self.head()
         tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, index = tempfile.mkstemp(prefix="git-index.", dir=tmp_dir)
         os.close(fd)
-        os.unlink(index)  # git wants to create it itself
+        os.unlink(index)  # git creates it
         env = {"GIT_INDEX_FILE": index}
         try:
             if head:
                 self.run("read-tree", head, env=env)
-            if data is None:
-                self.run("update-index", "--force-remove", "--", path, env=env)
-            else:
+            for path, data in paths.items():
+                if data is None:
+                    self.run("update-index", "--force-remove", "--", path, env=env)
+                    continue
                 blob = self.out("hash-object", "-w", "--stdin", f"--path={path}", input=data)
                 mode = "100644"
-                if head:
-                    listing = self.out("ls-tree", head, "--", path)
-                    if listing.startswith("100755"):
-                        mode = "100755"
-                self.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}", env=env)
+                if head and self.out("ls-tree", head, "--", path).startswith("100755"):
+                    mode = "100755"
+                self.run("update-index", "--add", "--cacheinfo", f"{mode},{blob},{path}",
+                         env=env)
             tree = self.out("write-tree", env=env)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -394,12 +416,30 @@ class GitRepo:
                           env=ident)
         self.run("update-ref", "-m", f"wiki: {message.splitlines()[0]}", "HEAD", commit,
                  head or "0" * 40)
-        # The user's index: only this path follows the new commit.
-        reset = self.run("reset", "-q", commit, "--", path, check=False)
+        # The user's index: only the committed paths follow the new commit.
+        reset = self.run("reset", "-q", commit, "--", *paths, check=False)
         if reset.returncode not in (0, 1):
-            log.warning("history: committed %s but could not update the index entry of %s: %s",
-                        commit[:10], path, reset.stderr.decode("utf-8", "replace").strip())
+            log.warning("history: committed %s but could not update the index: %s",
+                        commit[:10], reset.stderr.decode("utf-8", "replace").strip())
         return commit
+
+    def dirty(self) -> set[str]:
+        """Content-dir paths that HEAD does not hold as they are: modified, untracked, ignored."""
+        out = self.run("status", "--porcelain=v1", "-z", "--untracked-files=all",
+                       "--ignored=traditional", "--", self.prefix or ".").stdout
+        tokens = out.split(b"\0")
+        paths, n = set(), 0
+        while n < len(tokens):
+            token = tokens[n]
+            n += 1
+            if len(token) < 4:
+                continue
+            if token[:1] in b"RC":
+                n += 1  # a rename or copy: the next token is the original path
+            path = token[3:].decode("utf-8", "surrogateescape")
+            if path.startswith(self.prefix):
+                paths.add(path[len(self.prefix):])
+        return paths
 
     def committed_blob_matches(self, rel: str) -> bool:
         """Whether HEAD already holds the file exactly as it is on disk."""
@@ -419,7 +459,7 @@ class History:
 
     def __init__(self, wiki, author: str | None = None, backend: str = "auto"):
         if backend not in BACKENDS:
-            raise ValueError(f"history backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise ValueError(f"HISTORY must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.wiki = wiki
         self.default_author = format_author(author or DEFAULT_AUTHOR, DEFAULT_AUTHOR)
         self.files = RevisionLog(wiki.data_dir)
@@ -455,11 +495,18 @@ class History:
             log.exception("history: could not record the deletion of %s", doc.id)
 
     def on_sync(self, report, wiki=None, full: bool = False) -> None:
-        """Data-dir mode: keep the on-disk state of documents that changed outside the app, so
-        that the first browser edit of a hand-written document does not lose its original."""
-        if self.git is not None:
-            return  # git holds whatever the user committed; uncommitted edits are theirs
-        for doc in report.changed:
+        """Keep the on-disk state of documents that changed outside the app (in git mode: only
+        those git does not hold as they are), so that the first browser edit of a hand-written
+        document does not lose its original."""
+        changed = list(report.changed)
+        if changed and self.git is not None:
+            try:
+                dirty = self.git.dirty()
+            except GitError as exc:
+                log.error("history: git status failed: %s", exc)
+                return
+            changed = [doc for doc in changed if doc.path in dirty]
+        for doc in changed:
             try:
                 self._import(doc.id, doc.path)
             except Exception:
@@ -469,23 +516,41 @@ class History:
                 message: str) -> None:
         time = _now()
         who = format_author(author, self.default_author)
-        if self.git is not None and not self.git.is_ignored(rel):
+        if self.git is not None:
             try:
-                with file_lock(self.git_lock):
-                    if data is not None and self._superseded(rel, data):
-                        # A later save is committed already; committing this one on top would
-                        # make HEAD older than the file. Keep it in the data dir instead.
-                        log.info("history: %s changed again before its commit; the earlier "
-                                 "revision goes to the data dir", ident)
-                    else:
-                        self.git.commit_file(
-                            rel, data, split_author(who), split_author(self.default_author),
-                            f"{ident}: {message}", self.wiki.data_dir / "tmp")
-                        return
+                if self._commit(ident, rel, data, who, message):
+                    return
             except (GitError, OSError) as exc:
                 log.error("history: git commit of %s failed, revision kept in the data dir: %s",
                           rel, exc)
         self.files.record(ident, data, who, message, rel, time)
+
+    def _commit(self, ident: str, rel: str, data: bytes | None, who: str, message: str) -> bool:
+        """Commit one save; ``False`` when it belongs in the data dir instead."""
+        if self.git.is_ignored(rel):
+            return False
+        with file_lock(self.git_lock):
+            if data is not None and self._superseded(rel, data):
+                # A later save is committed already; committing this one on top would make
+                # HEAD older than the file. Keep it in the data dir instead.
+                log.info("history: %s changed again before its commit; the earlier revision "
+                         "goes to the data dir", ident)
+                return False
+            commit = self.git.commit_files(
+                {rel: data, **self._ids_file()}, split_author(who),
+                split_author(self.default_author), f"{ident}: {message}",
+                self.wiki.data_dir / "tmp")
+        # No commit: a save identical to HEAD (nothing to record), or the removal of a file git
+        # never had (its revisions are in the data dir, and so goes the removal).
+        return commit is not None or data is not None
+
+    def _ids_file(self) -> dict[str, bytes]:
+        """The id counters, committed along with each save so that ids stay never-reused in
+        every clone (unless the repository ignores the file)."""
+        path = self.wiki.store.absolute(IDS_FILE)
+        if not path.is_file() or self.git.is_ignored(IDS_FILE):
+            return {}
+        return {IDS_FILE: path.read_bytes()}
 
     def _superseded(self, rel: str, data: bytes) -> bool:
         path = self.wiki.store.absolute(rel)
@@ -500,7 +565,7 @@ class History:
         path = self.wiki.store.absolute(rel)
         try:
             data = path.read_bytes()
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         except FileNotFoundError:
             return None
         return self.files.record(ident, data, "", IMPORTED, rel, mtime, unless_logged=True)
@@ -523,29 +588,34 @@ class History:
         path = current.path if current else (logged[-1].path if logged else None)
         if path is None:
             raise NotFound(norm)
-        revisions = self._git_log(path)
+        revisions = self._git_log(norm, path)
         if current and current.revision not in {r.revision for r in revisions + logged}:
             imported = self._import(norm, current.path)
             logged = self.files.entries(norm) if imported else logged
         if not revisions:
             return logged[::-1]
-        merged = revisions + logged[::-1]  # each newest first; a stable sort keeps ties in order
-        return sorted(merged, key=lambda r: r.time, reverse=True)
+        return _merge(revisions, logged[::-1], current.revision if current else None)
 
-    def _git_log(self, rel: str) -> list[Revision]:
+    def _git_log(self, ident: str, rel: str) -> list[Revision]:
+        """Commits of the file; their ``<ID>: `` subject prefix (see :meth:`_record`) dropped."""
         if self.git is None:
             return []
         try:
-            return self.git.log(rel)
+            revisions = self.git.log(rel)
         except GitError as exc:
             log.error("history: git log of %s failed: %s", rel, exc)
             return []
+        prefix = f"{ident}: "
+        return [dataclasses.replace(r, message=r.message.removeprefix(prefix))
+                for r in revisions]
 
-    def find(self, ident: str, revision: str) -> Revision:
-        """The newest listed revision whose hash is or starts with ``revision``."""
+    def find(self, ident: str, revision: str,
+             revisions: list[Revision] | None = None) -> Revision:
+        """The newest revision whose hash is or starts with ``revision`` (at least
+        :data:`MIN_PREFIX` characters), from ``revisions`` when given, else :meth:`list`."""
         revision = (revision or "").strip().lower()
         if len(revision) >= MIN_PREFIX and revision.isalnum():
-            for entry in self.list(ident):
+            for entry in self.list(ident) if revisions is None else revisions:
                 if entry.revision and entry.revision.startswith(revision):
                     return entry
         raise RevisionNotFound(d.normalise_id(ident) or ident, revision)
@@ -557,27 +627,35 @@ class History:
             data = self.files.blob(norm, revision)
             if data is not None:
                 return data
-        entry = self.find(norm, revision)
+        return self.read(norm, self.find(norm, revision))
+
+    def read(self, ident: str, entry: Revision) -> bytes:
+        """The file bytes of a listed revision."""
+        norm = d.normalise_id(ident) or ident
+        data = None
         if entry.commit is None:
-            data = self.files.blob(norm, entry.revision)
+            data = self.files.blob(norm, entry.revision or "")
         else:
             try:
                 data = self.git.read(entry)
             except GitError as exc:
                 log.error("history: reading %s of %s from git failed: %s", entry.short, norm, exc)
-                data = None
         if data is None or d.content_hash(data) != entry.revision:
-            raise RevisionNotFound(norm, revision)
+            raise RevisionNotFound(norm, entry.revision or "deleted")
         return data
 
-    def text(self, ident: str, revision: str) -> str:
+    def text(self, ident: str, revision: str | Revision) -> str:
         """A revision as text (``\\n`` newlines, no BOM; undecodable bytes replaced)."""
+        if isinstance(revision, Revision):
+            return _decode(self.read(ident, revision))
         return _decode(self.get(ident, revision))
 
-    def diff(self, ident: str, a: str, b: str, context: int = 3) -> Diff:
-        """What changed from revision ``a`` to revision ``b``."""
-        old, new = self.find(ident, a), self.find(ident, b)
-        old_text, new_text = self.text(ident, old.revision), self.text(ident, new.revision)
+    def diff(self, ident: str, a: str, b: str, context: int = 3,
+             revisions: list[Revision] | None = None) -> Diff:
+        """What changed from revision ``a`` to revision ``b`` (hashes or prefixes)."""
+        revisions = self.list(ident) if revisions is None else revisions
+        old, new = self.find(ident, a, revisions), self.find(ident, b, revisions)
+        old_text, new_text = self.text(ident, old), self.text(ident, new)
         norm = d.normalise_id(ident)
         return Diff(
             old=old, new=new,
@@ -597,13 +675,32 @@ class History:
         :class:`wiki.store.StaleRevision` or :class:`wiki.documents.DocumentError`."""
         current = self.wiki.get(ident)
         entry = self.find(current.id, revision)
-        old = d.parse(self.get(current.id, entry.revision), current.kind, current.path,
-                      self.wiki.vocab)
+        old = d.parse(self.read(current.id, entry), current.kind, current.path, self.wiki.vocab)
         return self.wiki.update(
             current.id, old.front_matter, old.body,
             base_revision=base_revision or current.revision, author=author,
             message=message or f"Restore revision {entry.short}",
         )
+
+
+def _merge(commits: list[Revision], logged: list[Revision], current: str | None):
+    """Merge two newest-first lists, keeping each one's order. Git times are whole seconds, so
+    times are compared at that resolution; within a second the current revision is the newer,
+    otherwise the commit."""
+    out: list[Revision] = []
+    i = j = 0
+    while i < len(commits) and j < len(logged):
+        commit, entry = commits[i], logged[j]
+        commit_time = commit.time.replace(microsecond=0)
+        entry_time = entry.time.replace(microsecond=0)
+        if entry_time > commit_time or (entry_time == commit_time and entry.revision == current
+                                        and commit.revision != current):
+            out.append(entry)
+            j += 1
+        else:
+            out.append(commit)
+            i += 1
+    return out + commits[i:] + logged[j:]
 
 
 # --------------------------------------------------------------------------------------------
@@ -731,7 +828,7 @@ def side_by_side(old: str, new: str, context: int = 3) -> list[SideBySideRow]:
         for tag, i1, i2, j1, j2 in group:
             if tag == "equal":
                 rows.extend(SideBySideRow("equal", i + 1, _plain(a[i]), j + 1, _plain(b[j]))
-                            for i, j in zip(range(i1, i2), range(j1, j2)))
+                            for i, j in zip(range(i1, i2), range(j1, j2), strict=True))
                 continue
             for k in range(max(i2 - i1, j2 - j1)):
                 i, j = i1 + k, j1 + k
@@ -772,9 +869,7 @@ def _sync_regions(base: list[str], mine: list[str], theirs: list[str]):
             i += 1
         else:
             j += 1
-    regions.append((len(base), len(base), len(mine), len(theirs), len(theirs), len(theirs)))
-    # the sentinel: (base end, base end, mine end, mine end, theirs end, theirs end)
-    regions[-1] = (len(base), len(base), len(mine), len(mine), len(theirs), len(theirs))
+    regions.append((len(base), len(base), len(mine), len(mine), len(theirs), len(theirs)))
     return regions
 
 

@@ -44,7 +44,7 @@ class TocEntry(NamedTuple):
 class Rendered:
     html: Markup
     toc: tuple[TocEntry, ...] = ()
-    links: tuple[str, ...] = ()  #: ids that resolved to documents, in order of appearance
+    links: tuple[str, ...] = ()  #: ids that were linked to documents, each once
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,17 +95,31 @@ def _make_cleaner():
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer",
         strip_comments=True,
+        url_relative=_relative_url,
     )
-    if hasattr(nh3, "Cleaner"):  # nh3 >= 0.2.18: build the allowlist once
+    if not hasattr(nh3, "Cleaner"):  # nh3 < 0.2.18: no reusable cleaner, no url_relative hook
+        options.pop("url_relative")
+        return lambda text: nh3.clean(text, **options)
+    try:
         return nh3.Cleaner(**options).clean
-    return lambda text: nh3.clean(text, **options)
+    except TypeError:  # nh3 without url_relative
+        options.pop("url_relative")
+        return nh3.Cleaner(**options).clean
+
+
+#: Control characters, which no real relative URL contains (``java\x01script:`` tricks).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _relative_url(url: str) -> str | None:
+    return None if _CONTROL_RE.search(url) else url
 
 
 _clean = _make_cleaner()
 
 
 def clean_html(text: str) -> str:
-    """Keep only the allowlisted tags and attributes of rendered Markdown.
+    r"""Keep only the allowlisted tags and attributes of rendered Markdown.
 
     Threats this blocks:
 
@@ -116,7 +130,8 @@ def clean_html(text: str) -> str:
     * event handlers (``onerror=``, ``onclick=``, every ``on*`` attribute) and any attribute not
       listed in :data:`ALLOWED_ATTRIBUTES` are removed;
     * ``javascript:``, ``vbscript:`` and ``data:`` URLs: only http, https, mailto and relative
-      URLs survive in ``href``/``src``;
+      URLs survive in ``href``/``src``, and relative URLs with control characters (which old
+      browsers read past, e.g. ``java\x01script:``) are dropped;
     * style injection: no ``style`` attribute and no ``<style>`` element survive;
     * reverse tabnabbing: every link gets ``rel="noopener noreferrer"``;
     * HTML comments (which can hide conditional-comment tricks) are removed.
@@ -144,7 +159,7 @@ def mentioned_ids(text: str) -> list[str]:
 
 
 class _WikiLinkProcessor(InlineProcessor):
-    def __init__(self, pattern: str, ext: "_LinkExtension"):
+    def __init__(self, pattern: str, ext: _LinkExtension):
         super().__init__(pattern)
         self.ext = ext
 
@@ -166,7 +181,7 @@ class _WikiLinkProcessor(InlineProcessor):
 class _BareIdProcessor(Treeprocessor):
     """Turn bare ids in text into links, leaving code, links and pre-formatted text alone."""
 
-    def __init__(self, md, ext: "_LinkExtension"):
+    def __init__(self, md, ext: _LinkExtension):
         super().__init__(md)
         self.ext = ext
 

@@ -11,10 +11,10 @@ import math
 from datetime import date
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from sqlalchemy import func
-from sqlmodel import select
-from werkzeug.routing import BaseConverter
+from sqlmodel import col, select
+from werkzeug.routing import BaseConverter, PathConverter
 
 from .. import db
 from .. import documents as d
@@ -26,6 +26,8 @@ from . import document_url, get_document_or_404, short_url
 bp = Blueprint("pages", __name__)
 
 PER_PAGE = 25
+#: Values shown per facet, most used first (tags and services have pages listing them all).
+FACET_LIMIT = 8
 
 #: Query parameters each list understands, in the order the facets are shown.
 LIST_FILTERS = {
@@ -51,8 +53,19 @@ class DocIdConverter(BaseConverter):
     regex = r"(?i:pm|sig)-[0-9]{1,9}"
 
 
+class NameConverter(PathConverter):
+    """A tag or service name: anything, slashes included (even leading or doubled ones)."""
+
+    regex = r"/*[^/].*?"  # PathConverter's "[^/].*?", plus leading slashes
+
+
+def _register_converters(state) -> None:
+    state.app.url_map.converters.setdefault("docid", DocIdConverter)
+    state.app.url_map.converters.setdefault("name", NameConverter)
+
+
 # Registered before the routes below are added to the app's URL map.
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("docid", DocIdConverter))
+bp.record_once(_register_converters)
 bp.add_app_template_global(document_url)
 bp.add_app_template_global(short_url)
 
@@ -101,7 +114,10 @@ def is_http_url(value) -> bool:
 @bp.app_template_filter("hostname")
 def hostname(url: str) -> str:
     """``https://chat.example.com/archives/…`` → ``chat.example.com`` (link labels)."""
-    return urlsplit(str(url)).hostname or str(url)
+    try:
+        return urlsplit(str(url)).hostname or str(url)
+    except ValueError:  # e.g. "https://[not-an-ipv6"
+        return str(url)
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,6 +164,16 @@ def _filters(kind: d.Kind) -> db.Filters:
     return filters
 
 
+def _facet(name: str, values: list[tuple[str, int]]) -> dict:
+    """One facet for the template: its most used values plus every active one."""
+    active = {v.lower() for v in request.args.getlist(name)}
+    shown = [(v, c) for n, (v, c) in enumerate(values)
+             if n < FACET_LIMIT or str(v).lower() in active]
+    more = {"service": "pages.services", "tag": "pages.tags"}.get(name)
+    return {"name": name, "label": FACET_LABELS[name], "values": shown,
+            "hidden": len(values) - len(shown), "more": url_for(more) if more else None}
+
+
 def _listing(kind: d.Kind):
     filters = _filters(kind)
     sorts = SORT_LABELS[kind.name]
@@ -163,7 +189,7 @@ def _listing(kind: d.Kind):
         f"{kind.plural}/list.html",
         kind=kind, rows=rows, total=total, page=page,
         pages=max(1, math.ceil(total / PER_PAGE)), per_page=PER_PAGE,
-        facets=[(name, FACET_LABELS[name], facets.get(name, [])) for name in LIST_FILTERS[kind.name]],
+        facets=[_facet(name, facets.get(name, [])) for name in LIST_FILTERS[kind.name]],
         active=active, facet_labels=FACET_LABELS, sort=sort, sorts=sorts,
     )
 
@@ -200,6 +226,8 @@ def document(plural: str, ident: str, slug: str | None):
         doc=doc, fm=doc.front_matter, rendered=rendered, titles=rows, backlinks=backlinks,
         other_fields=[(k, _display(v)) for k, v in doc.front_matter.items() if k not in known],
         today=date.today(),
+        history_url=(url_for("history.history", plural=doc.kind.plural, ident=doc.id)
+                     if "history.history" in current_app.view_functions else None),
     )
     if doc.kind is d.POSTMORTEM:
         context["durations"] = doc.durations()
@@ -245,12 +273,22 @@ def _names(table) -> list[dict]:
 
 
 def _named(table, name: str, what: str):
+    """The stored spelling of a tag or service and the documents using it, or a 404.
+
+    Names match case-insensitively, compared in Python: SQLite's ``lower()`` only folds ASCII, so
+    ``db.canonical_name``/``db.documents_with`` miss names like "Ärger" asked for as "ärger".
+    """
+    wanted = name.casefold()
     with get_wiki().session() as session:
-        canonical = db.canonical_name(session, table, name)
-        if canonical is None:
+        names = [n for n, _ in db.named_values(session, table) if n.casefold() == wanted]
+        if not names:
             abort(404, f"No document uses the {what} “{name}”.")
-        rows = db.documents_with(session, table, name)
-    return canonical, [r for r in rows if r.kind == "postmortem"], [r for r in rows if r.kind == "signature"]
+        ids = select(table.doc_id).where(col(table.name).in_(names))
+        rows = list(session.exec(select(DocumentRow).where(col(DocumentRow.id).in_(ids))
+                                 .order_by(DocumentRow.kind, col(DocumentRow.date).desc())))
+    canonical = name if name in names else names[0]
+    postmortem_rows = [r for r in rows if r.kind == "postmortem"]
+    return canonical, postmortem_rows, [r for r in rows if r.kind == "signature"]
 
 
 @bp.get("/tags/")
@@ -258,7 +296,7 @@ def tags():
     return render_template("tags/index.html", names=_names(TagRow))
 
 
-@bp.get("/tags/<path:name>")
+@bp.get("/tags/<name:name>", merge_slashes=False)
 def tag(name: str):
     canonical, postmortem_rows, signature_rows = _named(TagRow, name, "tag")
     return render_template("tags/tag.html", name=canonical, postmortems=postmortem_rows,
@@ -270,7 +308,7 @@ def services():
     return render_template("services/index.html", names=_names(ServiceRow))
 
 
-@bp.get("/services/<path:name>")
+@bp.get("/services/<name:name>", merge_slashes=False)
 def service(name: str):
     canonical, postmortem_rows, signature_rows = _named(ServiceRow, name, "service")
     severities = {sev: sum(1 for r in postmortem_rows if r.severity == sev) for sev in d.SEVERITIES}
