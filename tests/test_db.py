@@ -143,3 +143,37 @@ def test_create_and_update_through_wiki(wiki):
     assert rows(wiki)["PM-2"].title == "Fresh incident, renamed"
     assert updated.revision != doc.revision
     assert wiki.sync().changed == []  # the app's own write needs no resync
+
+
+def test_non_ascii_names_match_case_insensitively(wiki, content_dir):
+    write_doc(content_dir, "postmortems/PM-2.md",
+              MINIMAL_PM.replace("PM-1", "PM-2").replace("[latency, cache]", "[Ärger, ÇA-VA]"))
+    wiki.sync()
+    with wiki.session() as s:
+        assert db.canonical_name(s, db.TagRow, "ärger") == "Ärger"
+        assert [r.id for r in db.documents_with(s, db.TagRow, "ça-va")] == ["PM-2"]
+        got, total = db.list_documents(s, db.Filters(kind="postmortem", tag=["ÄRGER"]))
+        assert [r.id for r in got] == ["PM-2"]
+
+
+def test_facets_count_within_the_other_active_filters(wiki, content_dir):
+    write_doc(content_dir, "postmortems/PM-2.md",
+              MINIMAL_PM.replace("PM-1", "PM-2").replace("SEV2", "SEV1")
+              .replace("[checkout, cache]", "[payments]"))
+    wiki.sync()
+    with wiki.session() as s:
+        facets = db.facet_values(s, db.Filters(kind="postmortem", service=["payments"]))
+        # Severity counts shrink to the payments postmortem; the service facet itself does not,
+        # so the other services stay visible as alternatives.
+        assert dict(facets["severity"]) == {"SEV1": 1}
+        assert dict(facets["service"]) == {"payments": 1, "checkout": 1, "cache": 1}
+        assert db.counts(s) == {"postmortem": 2, "signature": 1}
+
+
+def test_schema_change_rebuilds_the_database(wiki, content_dir, tmp_path):
+    wiki.sync()
+    with wiki.session() as s:
+        s.merge(db.Meta(key="schema_version", value="0"))
+        s.commit()
+    again = Wiki(config.load({"CONTENT_DIR": content_dir, "DATA_DIR": tmp_path / "data"}))
+    assert sorted(again.sync().changed_ids) == ["PM-1", "SIG-1"]

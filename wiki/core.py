@@ -40,7 +40,7 @@ class Wiki:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = make_store(config)
         self.vocab = self.store.vocab
-        self.engine = db.make_engine(config["DATABASE_URL"])
+        self.engine = db.make_engine(config["DATABASE_URL"], self.data_dir / "locks")
         self.listeners: list = []  #: objects with on_sync(report, wiki, full) / on_save(doc, wiki, …)
 
     # -- sessions and sync -----------------------------------------------------------------

@@ -6,10 +6,12 @@ modification time and size are unchanged since the last sync is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import event, func, or_
 from sqlalchemy.engine import Engine
@@ -17,10 +19,12 @@ from sqlmodel import Session, SQLModel, col, create_engine, delete, select
 
 from . import documents as d
 from .models import (
+    SCHEMA_VERSION,
     ActionItemRow,
     DocumentRow,
     FileState,
     LinkRow,
+    Meta,
     ProblemRow,
     ServiceRow,
     TagRow,
@@ -30,7 +34,8 @@ from .store import Problem, Store, file_lock
 log = logging.getLogger(__name__)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, lock_dir: Path | None = None) -> Engine:
+    """Engine for ``url`` with the current schema (``lock_dir`` serialises schema changes)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -43,8 +48,31 @@ def make_engine(url: str) -> Engine:
             cur.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    _ensure_schema(engine, lock_dir)
     return engine
+
+
+def _ensure_schema(engine: Engine, lock_dir: Path | None) -> None:
+    """Create the tables; drop and recreate them when they were made by another schema version.
+
+    The database only holds what ``content/`` says, so rebuilding it loses nothing: the next sync
+    sees every file as new.
+    """
+    from sqlalchemy import inspect
+
+    lock = file_lock(lock_dir / "schema.lock") if lock_dir else contextlib.nullcontext()
+    with lock:
+        if inspect(engine).has_table(Meta.__tablename__):
+            with Session(engine) as session:
+                row = session.get(Meta, "schema_version")
+                if row is not None and row.value == str(SCHEMA_VERSION):
+                    return
+        log.info("metadata database schema changed: rebuilding the tables from content/")
+        SQLModel.metadata.drop_all(engine)
+        SQLModel.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
+            session.commit()
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,6 +89,11 @@ class SyncReport:
     @property
     def changed_ids(self) -> list[str]:
         return [doc.id for doc in self.changed]
+
+
+def name_key(name: str) -> str:
+    """How tag and service names compare: case-insensitively, for every script."""
+    return name.casefold()[:200]
 
 
 def _seconds(delta) -> int | None:
@@ -110,10 +143,9 @@ def upsert_document(session: Session, doc: d.Document) -> None:
     session.flush()
     session.add(document_row(doc))
     session.flush()  # the parent row first: PostgreSQL checks the foreign keys of the rows below
-    for name in dict.fromkeys(doc.tags):
-        session.add(TagRow(doc_id=doc.id, name=name[:200]))
-    for name in dict.fromkeys(doc.services):
-        session.add(ServiceRow(doc_id=doc.id, name=name[:200]))
+    for table, names in ((TagRow, doc.tags), (ServiceRow, doc.services)):
+        for name in dict.fromkeys(n[:200] for n in names):
+            session.add(table(doc_id=doc.id, name=name, key=name_key(name)))
     for n, item in enumerate(doc.get("action_items", [])):
         session.add(ActionItemRow(
             doc_id=doc.id, position=n, title=item["title"], owner=item.get("owner"),
@@ -253,23 +285,22 @@ SORTS = {
 }
 
 
-def _filtered(stmt, filters: Filters):
+def _filtered(stmt, filters: Filters, skip: str | None = None):
+    """Apply every active filter except ``skip`` (the facet being counted)."""
     if filters.kind:
         stmt = stmt.where(DocumentRow.kind == filters.kind)
-    if filters.severity:
-        stmt = stmt.where(col(DocumentRow.severity).in_(filters.severity))
-    if filters.status:
-        stmt = stmt.where(col(DocumentRow.status).in_(filters.status))
-    if filters.year:
-        stmt = stmt.where(col(DocumentRow.year).in_(filters.year))
-    if filters.root_cause:
-        stmt = stmt.where(col(DocumentRow.root_cause_category).in_(filters.root_cause))
-    for name in filters.service:
-        stmt = stmt.where(col(DocumentRow.id).in_(
-            select(ServiceRow.doc_id).where(func.lower(ServiceRow.name) == name.lower())))
-    for name in filters.tag:
-        stmt = stmt.where(col(DocumentRow.id).in_(
-            select(TagRow.doc_id).where(func.lower(TagRow.name) == name.lower())))
+    simple = {"severity": DocumentRow.severity, "status": DocumentRow.status,
+              "year": DocumentRow.year, "root_cause": DocumentRow.root_cause_category}
+    for name, column in simple.items():
+        values = getattr(filters, name)
+        if values and name != skip:
+            stmt = stmt.where(col(column).in_(values))
+    for name, table in (("service", ServiceRow), ("tag", TagRow)):
+        if name == skip:
+            continue
+        for value in getattr(filters, name):
+            stmt = stmt.where(col(DocumentRow.id).in_(
+                select(table.doc_id).where(table.key == name_key(value))))
     return stmt
 
 
@@ -283,20 +314,26 @@ def list_documents(
 
 
 def facet_values(session: Session, filters: Filters) -> dict[str, list[tuple[str, int]]]:
-    """Counts per value of each filterable field, within the other active filters' results."""
+    """Counts per value of each filterable field.
+
+    Each facet is counted within the results of every *other* active filter, so the counts say
+    how many documents a click would show (values of one facet combine with "or", facets with
+    "and").
+    """
     out: dict[str, list[tuple[str, int]]] = {}
-    base_ids = _filtered(select(DocumentRow.id), Filters(kind=filters.kind))
     simple = {"severity": DocumentRow.severity, "status": DocumentRow.status,
               "year": DocumentRow.year, "root_cause": DocumentRow.root_cause_category}
     for name, column in simple.items():
-        stmt = (select(column, func.count()).where(col(DocumentRow.id).in_(base_ids))
+        ids = _filtered(select(DocumentRow.id), filters, skip=name)
+        stmt = (select(column, func.count()).where(col(DocumentRow.id).in_(ids))
                 .where(column.is_not(None)).group_by(column).order_by(column))
         rows = [(str(v), c) for v, c in session.exec(stmt)]
         if name == "year":
             rows.sort(reverse=True)
         out[name] = rows
     for name, table in (("service", ServiceRow), ("tag", TagRow)):
-        stmt = (select(table.name, func.count()).where(col(table.doc_id).in_(base_ids))
+        ids = _filtered(select(DocumentRow.id), filters, skip=name)
+        stmt = (select(table.name, func.count()).where(col(table.doc_id).in_(ids))
                 .group_by(table.name).order_by(func.count().desc(), table.name))
         out[name] = [(v, c) for v, c in session.exec(stmt)]
     return out
@@ -355,7 +392,7 @@ def action_items_for(session: Session, doc_id: str) -> list[ActionItemRow]:
 
 def counts(session: Session) -> dict[str, int]:
     rows = session.exec(select(DocumentRow.kind, func.count()).group_by(DocumentRow.kind))
-    return dict(rows)
+    return dict(rows.all())
 
 
 def named_values(session: Session, table, kind: str | None = None) -> list[tuple[str, int]]:
@@ -367,14 +404,14 @@ def named_values(session: Session, table, kind: str | None = None) -> list[tuple
 
 
 def documents_with(session: Session, table, name: str) -> list[DocumentRow]:
-    ids = select(table.doc_id).where(func.lower(table.name) == name.lower())
+    ids = select(table.doc_id).where(table.key == name_key(name))
     stmt = select(DocumentRow).where(col(DocumentRow.id).in_(ids)).order_by(
         DocumentRow.kind, col(DocumentRow.date).desc())
     return list(session.exec(stmt))
 
 
 def canonical_name(session: Session, table, name: str) -> str | None:
-    return session.exec(select(table.name).where(func.lower(table.name) == name.lower())).first()
+    return session.exec(select(table.name).where(table.key == name_key(name))).first()
 
 
 def problems(session: Session) -> list[ProblemRow]:

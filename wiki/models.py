@@ -11,6 +11,17 @@ from sqlalchemy import JSON, BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
 
 
+#: Bump when a table changes: the database is derived, so a mismatch drops and rebuilds it.
+SCHEMA_VERSION = 2
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "wiki_meta"
+
+    key: str = Field(primary_key=True, max_length=50)
+    value: str = Field(max_length=200)
+
+
 class DocumentRow(SQLModel, table=True):
     __tablename__ = "document"
 
@@ -42,6 +53,8 @@ class TagRow(SQLModel, table=True):
 
     doc_id: str = Field(primary_key=True, foreign_key="document.id", max_length=20)
     name: str = Field(primary_key=True, index=True, max_length=200)
+    #: ``name.casefold()``: SQLite's lower() only folds ASCII, so matching uses this column.
+    key: str = Field(index=True, max_length=200)
 
 
 class ServiceRow(SQLModel, table=True):
@@ -49,6 +62,7 @@ class ServiceRow(SQLModel, table=True):
 
     doc_id: str = Field(primary_key=True, foreign_key="document.id", max_length=20)
     name: str = Field(primary_key=True, index=True, max_length=200)
+    key: str = Field(index=True, max_length=200)  #: ``name.casefold()``
 
 
 class ActionItemRow(SQLModel, table=True):

@@ -106,63 +106,73 @@ class IndexUnavailable(SearchError):
 # Fields: which part of a document goes where
 
 
-#: Body sections → index fields. Every section of both kinds has a stable field (``sec_*``) so a
-#: hit can say where it matched and sections can be weighted; any other section goes to ``body``.
-SECTION_FIELDS: dict[str, str] = {
-    "summary": "sec_summary",
-    "impact": "sec_impact",
-    "timeline": "sec_timeline",
-    "root cause and contributing factors": "sec_root_cause",
-    "trigger": "sec_trigger",
-    "detection": "sec_detection",
-    "response and recovery": "sec_response",
-    "what went well": "sec_went_well",
-    "what went wrong": "sec_went_wrong",
-    "where we got lucky": "sec_lucky",
-    "action items": "sec_action_items",
-    "lessons learned": "sec_lessons",
-    "how to recognise it": "sec_recognise",
-    "why it happens": "sec_why",
-    "how to confirm": "sec_confirm",
-    "fix or workaround": "sec_fix",
-    "seen in": "sec_seen_in",
+#: Body sections → stable keys. Every section of both kinds has one (``root_cause``), and so do
+#: the headings people write instead of the template's; other headings have none.
+SECTION_KEYS: dict[str, str] = {
+    "summary": "summary",
+    "impact": "impact",
+    "timeline": "timeline",
+    "root cause and contributing factors": "root_cause",
+    "trigger": "trigger",
+    "detection": "detection",
+    "response and recovery": "response",
+    "what went well": "went_well",
+    "what went wrong": "went_wrong",
+    "where we got lucky": "lucky",
+    "action items": "action_items",
+    "lessons learned": "lessons",
+    "how to recognise it": "recognise",
+    "why it happens": "why",
+    "how to confirm": "confirm",
+    "fix or workaround": "fix",
+    "seen in": "seen_in",
     # Headings people write instead of the template's
-    "root cause": "sec_root_cause",
-    "root causes": "sec_root_cause",
-    "contributing factors": "sec_root_cause",
-    "how to recognize it": "sec_recognise",
-    "response": "sec_response",
-    "recovery": "sec_response",
-    "lessons": "sec_lessons",
-    "follow-up": "sec_action_items",
-    "follow-ups": "sec_action_items",
-    "fix": "sec_fix",
-    "workaround": "sec_fix",
+    "root cause": "root_cause",
+    "root causes": "root_cause",
+    "contributing factors": "root_cause",
+    "how to recognize it": "recognise",
+    "response": "response",
+    "recovery": "response",
+    "lessons": "lessons",
+    "follow-up": "action_items",
+    "follow-ups": "action_items",
+    "fix": "fix",
+    "workaround": "fix",
 }
+#: Sections indexed in a field of their own (``sec_<key>``), weighted by :data:`FIELD_BOOSTS`;
+#: the text of every other section is indexed in ``body``. Every section is *stored* on its own,
+#: which is how a hit names the section it matched in. Why not a field for every section: each
+#: indexed field has its own term dictionary, and one per section made the index 1.6× larger
+#: and building it 1.4× slower (``docs/search.md``, "Schema").
+SEPARATE_SECTIONS = ("summary", "root_cause", "recognise", "why")
 
 #: BM25F weight of each prose field (1.0 when not listed).
 FIELD_BOOSTS = {
     "title": 3.0,
     "summary": 1.5,
+    "sec_summary": 1.2,
     "sec_root_cause": 1.3,
     "sec_recognise": 1.3,
     "sec_why": 1.2,
     "patterns": 1.2,
-    "sec_timeline": 0.7,
-    "sec_action_items": 0.8,
-    "sec_seen_in": 0.5,
 }
-SECTION_FIELD_NAMES = tuple(dict.fromkeys(SECTION_FIELDS.values()))
+SECTION_FIELD_NAMES = tuple(f"sec_{key}" for key in SEPARATE_SECTIONS)
 #: Fields analysed as prose (stemmed words); a plain word is looked for in all of them.
 PROSE_FIELDS = ("title", "summary", *SECTION_FIELD_NAMES, "body", "patterns", "examples")
-EXACT_BOOST = 1.5  #: a word found exactly as typed counts more than its stem
+EXACT_BOOST = 1.5  #: an error token found as typed counts more than a word's stem
 ID_BOOST = 30.0  #: typing a document's id finds that document first
 
 
-def section_field(heading: str) -> str:
-    """The index field of a body section: ``"Root cause"`` → ``sec_root_cause``; else ``body``."""
+def section_key(heading: str) -> str | None:
+    """The stable key of a section heading: ``"Root cause"`` → ``root_cause``; else ``None``."""
     key = " ".join(heading.lower().replace("’", "'").split()).strip(" :.")
-    return SECTION_FIELDS.get(key, "body")
+    return SECTION_KEYS.get(key)
+
+
+def section_field(heading: str) -> str:
+    """The index field holding a section's text: ``sec_root_cause`` or ``body``."""
+    key = section_key(heading)
+    return f"sec_{key}" if key in SEPARATE_SECTIONS else "body"
 
 
 #: Filters (``field:value`` in a query, ``?field=value`` in a URL) → index field. Filters on the
@@ -303,17 +313,19 @@ def document_fields(doc: d.Document) -> dict:
     by_field: dict[str, list[str]] = {}
     sections: list[list[str]] = []
     for heading, text in doc.sections():
-        by_field.setdefault(section_field(heading) if heading else "body", []).append(
-            f"{heading}\n{text}" if heading and section_field(heading) == "body" else text)
+        custom = heading and section_key(heading) is None  # its heading says what it is about
+        by_field.setdefault(section_field(heading), []).append(
+            f"{heading}\n{text}" if custom else text)
         sections.append([heading, text])
-    extra = {
-        "sec_trigger": fm.get("trigger"),
-        "sec_impact": fm.get("customer_impact"),
-        "sec_action_items": _join(item.get("title") for item in fm.get("action_items") or []),
+    extra = {  # front-matter prose: indexed with the body, stored as sections of their own
+        "Trigger": fm.get("trigger"),
+        "Customer impact": fm.get("customer_impact"),
+        "Action items": _join(item.get("title") for item in fm.get("action_items") or []),
     }
-    for name, text in extra.items():
+    for heading, text in extra.items():
         if isinstance(text, str) and text.strip():
-            by_field.setdefault(name, []).append(text)
+            by_field.setdefault("body", []).append(text)
+            sections.append([heading, text])
     patterns = []
     for pattern in fm.get("patterns") or []:
         value = pattern.get("value") if pattern.get("kind") != "exception" else (

@@ -714,8 +714,7 @@ class _TraceParser:
     # Java / JavaScript / Ruby / .NET: a run of "at …" (or "from …:in") frame lines.
     def _frames(self, start: int, kind: str) -> int:
         accept = _ruby_header if kind == "ruby" else _java_header
-        trace = StackTrace("dotnet" if kind == "java" and " in " in self.bodies[start]
-                           and ":line " in self.bodies[start] else kind, start_line=start + 1)
+        trace = StackTrace(kind, start_line=start + 1)
         header = _find_header(self.bodies, start, self.floor, accept)
         if header:
             h, trace.exception, trace.message, trace.code = header
@@ -755,6 +754,8 @@ class _TraceParser:
             break
         trace.end_line = i
         top.end_line = top.end_line or i
+        if kind == "java" and any(f.file.endswith(".cs") for f in top.frames):
+            top.language = "dotnet"
         self.floor = i
         return max(i, start + 1)
 
@@ -824,8 +825,10 @@ def find_exceptions(lines: Sequence[str], traces: Sequence[StackTrace]) -> list[
     out = [ExceptionMention(t.exception, t.message, t.header_line or t.start_line, t)
            for t in traces if t.exception]
     taken = {m.line for m in out}
+    for t in traces:  # frame and source lines name functions, not exceptions
+        taken.update(range(t.start_line, t.end_line + 1))
     for n, line in enumerate(lines, 1):
-        if n in taken or len(line) > 100_000:
+        if n in taken:
             continue
         for m in _LOOSE_EXC_RE.finditer(line[:MAX_NORMALISED_LINE]):
             out.append(ExceptionMention(m.group("type"), (m.group("msg") or "").strip(), n))
@@ -881,7 +884,10 @@ def error_tokens(text: str | Sequence[str]) -> list[str]:
             add(m.group(0).lower() if m.group("phrase") else m.group(0), (n, m.start()))
         for m in _HTTP_RE.finditer(line):
             add(f"HTTP {m.group('a') or m.group('b')}", (n, m.start()))
-    return sorted(found, key=lambda t: found[t])
+    tokens = sorted(found, key=lambda t: found[t])
+    # "PoolTimeout" adds nothing next to "psycopg_pool.PoolTimeout"
+    qualified = {_short_type(t) for t in tokens if "." in t}
+    return [t for t in tokens if "." in t or t not in qualified or not t[:1].isupper()]
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,14 +12,12 @@ from datetime import date
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from sqlalchemy import func
-from sqlmodel import col, select
 from werkzeug.routing import BaseConverter, PathConverter
 
 from .. import db
 from .. import documents as d
 from ..app_state import get_wiki
-from ..models import DocumentRow, ServiceRow, TagRow
+from ..models import ServiceRow, TagRow
 from ..render import mentioned_ids, render_markdown, resolver_from
 from . import document_url, get_document_or_404, short_url
 
@@ -134,16 +132,10 @@ def home():
             in_review=db.recent(session, "postmortem", limit=10, status="in-review"),
             due_items=[(item, row) for item, row in actions if item.due][:5],
             open_count=open_count,
-            counts=_counts(session),
+            counts=db.counts(session),
             problem_count=len(db.problems(session)),
         )
     return render_template("home/index.html", today=date.today(), **context)
-
-
-def _counts(session) -> dict[str, int]:
-    """Documents per kind. (``db.counts`` passes a result object to ``dict()``, which fails.)"""
-    stmt = select(DocumentRow.kind, func.count()).group_by(DocumentRow.kind)
-    return {kind: count for kind, count in session.exec(stmt)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,22 +265,14 @@ def _names(table) -> list[dict]:
 
 
 def _named(table, name: str, what: str):
-    """The stored spelling of a tag or service and the documents using it, or a 404.
-
-    Names match case-insensitively, compared in Python: SQLite's ``lower()`` only folds ASCII, so
-    ``db.canonical_name``/``db.documents_with`` miss names like "Ärger" asked for as "ärger".
-    """
-    wanted = name.casefold()
+    """The stored spelling of a tag or service and the documents using it, or a 404."""
     with get_wiki().session() as session:
-        names = [n for n, _ in db.named_values(session, table) if n.casefold() == wanted]
-        if not names:
+        canonical = db.canonical_name(session, table, name)
+        if canonical is None:
             abort(404, f"No document uses the {what} “{name}”.")
-        ids = select(table.doc_id).where(col(table.name).in_(names))
-        rows = list(session.exec(select(DocumentRow).where(col(DocumentRow.id).in_(ids))
-                                 .order_by(DocumentRow.kind, col(DocumentRow.date).desc())))
-    canonical = name if name in names else names[0]
-    postmortem_rows = [r for r in rows if r.kind == "postmortem"]
-    return canonical, postmortem_rows, [r for r in rows if r.kind == "signature"]
+        rows = db.documents_with(session, table, name)
+    return (canonical, [r for r in rows if r.kind == "postmortem"],
+            [r for r in rows if r.kind == "signature"])
 
 
 @bp.get("/tags/")
