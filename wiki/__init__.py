@@ -20,12 +20,11 @@ def create_app(config: dict | None = None) -> Flask:
         static_url_path="/static",
     )
     app.config.update(settings)
-    app.config.setdefault("MAX_CONTENT_LENGTH", 25 * 1024 * 1024)
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import app_state, cli, errors, history, render, search
-    from .views import api, pages
+    from . import app_state, cli, errors, history, render, search, security
+    from .views import api, editor, pages
     from .views import history as history_views
     from .views import search as search_views
 
@@ -34,10 +33,12 @@ def create_app(config: dict | None = None) -> Flask:
     history.init_app(app)
     render.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     cli.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(search_views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(history_views.bp)
+    app.register_blueprint(editor.bp)
     app_state.start(app)
     return app

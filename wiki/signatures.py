@@ -36,7 +36,7 @@ import re
 import re._constants as _sre  # Python's regex parser, only used to find the literal text
 import re._parser as _sre_parse  # a regex requires (Python >= 3.11)
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +49,9 @@ __all__ = [
     "CompiledPattern", "CompiledSignature", "Evidence", "Frame", "MatchResult", "Paste",
     "PatternError", "PLACEHOLDERS", "SignatureIndex", "SignatureMatch", "StackTrace",
     "breadth_warnings", "check_examples", "compile_pattern", "compile_signature",
-    "compile_template", "decode_paste", "error_tokens", "load_background", "match_signature",
-    "normalise_line", "parse_stack_traces", "pattern_errors", "strip_ansi", "strip_prefix",
-    "template_from_lines",
+    "compile_template", "decode_paste", "document_texts", "error_tokens", "load_background",
+    "match_signature", "normalise_line", "parse_stack_traces", "pattern_errors", "strip_ansi",
+    "strip_prefix", "template_from_lines",
 ]
 
 #: Lines longer than this are cut before normalising (matching always sees the whole line).
@@ -104,11 +104,12 @@ def _options(case_sensitive: bool = True, max_mem: int | None = None) -> re2.Opt
 _RE2_OPTIONS = _options()
 
 
-def _re2_reason(exc: Exception) -> str:
+def _re2_reason(exc: Exception, source: str = "") -> str:
     """RE2's error message, with a hint for the usual suspects."""
     raw = exc.args[0] if exc.args else str(exc)
     reason = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    if re.search(r"invalid escape sequence: \\[1-9]", reason) or "(?P=" in reason:
+    if re.search(r"invalid escape sequence: \\[1-9]", reason) or (
+            "invalid perl operator: (?P" in reason and "(?P=" in source):
         return f"{reason} — backreferences are not supported (RE2 matches in linear time)"
     if re.search(r"invalid perl operator: \(\?<?[=!]", reason):
         return f"{reason} — lookahead and lookbehind are not supported (RE2 matches in linear time)"
@@ -123,7 +124,7 @@ def _compile_re2(source: str, case_sensitive: bool = True):
     try:
         return re2.compile(source, _options(case_sensitive))
     except re2.error as exc:
-        raise PatternError(_re2_reason(exc)) from None
+        raise PatternError(_re2_reason(exc, source)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +248,8 @@ def strip_ansi(text: str) -> str:
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _LEVELS = (r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRIT|CRITICAL|SEVERE|"
-           r"ALERT|EMERG|PANIC|trace|debug|info|notice|warn|warning|error|fatal|critical)")
+           r"ALERT|EMERG)")
+_LOWER_LEVELS = r"(?:trace|debug|info|notice|warn|warning|error|fatal|critical)"
 #: One leading token of a log prefix. Tried repeatedly at the start of a line.
 _PREFIX_RE = re.compile(rf"""
     (?:
@@ -260,7 +262,7 @@ _PREFIX_RE = re.compile(rf"""
       | \[?\d\d?:\d\d:\d\d(?:[.,]\d+)?\]?                             # 09:12:00.123
       | [IWEF]\d{{4}}\ \d\d:\d\d:\d\d\.\d+\ +\d+\ [\w.-]+:\d+\]       # klog
       | \[?1\d{{9}}(?:\.\d+)?\]?                                      # epoch seconds
-      | \[?{_LEVELS}\]?:?                                             # INFO, [WARN], ERROR:
+      | \[?{_LEVELS}\]?:? | \[{_LOWER_LEVELS}\]                      # INFO, [WARN], ERROR:, [info]
       | (?:stdout|stderr)\ [FP]                                       # CRI runtime: stderr F
     )(?=[ \t]|$)
 """, re.VERBOSE | re.ASCII)
@@ -350,6 +352,9 @@ def _replace_value(m: re.Match) -> str:
     if kind == "path" and not text.startswith(("/", "~", ".", "\\")) and ":\\" not in text[:3]:
         if not _REL_PATH_OK_RE.search(text) or text.split("/", 1)[0].isdigit():
             return _SIMPLE_RE.sub(_replace_simple, text)  # and/or, HTTP/1.1, 14/Jun/2023
+    if kind == "num" and m.start() >= 2 and m.string[m.start() - 1] == "_" \
+            and m.string[m.start() - 2].isdigit():
+        return text  # x86_64, utf_8 stays; blk_123 does not
     if kind == "ip" and ":" in text and len(text) < 3:
         return text
     if kind == "path" and _SLASH_IP_RE.fullmatch(text):
@@ -486,10 +491,14 @@ _GO_PANIC_RE = re.compile(r"^(?P<type>panic|fatal error): (?P<msg>.*?)(?: \[reco
 _GO_GOROUTINE_RE = re.compile(r"^goroutine \d+ \[[^\]\n]*+\]:$")
 _GO_FILE_RE = re.compile(r"^(?P<file>\S+?):(?P<line>\d+)(?: \+0x[0-9a-fA-F]+)?$")
 _DOTNET_LOC_RE = re.compile(r"^ in (?P<file>.+):line (?P<line>\d+)$")
-#: A cheap test that a paste may hold a stack trace at all.
-_TRACE_HINT_RE = re.compile(
-    r"Traceback \(most|^[ \t]*at |^[ \t]*from \S+:\d+:in |goroutine \d+ \[|^(?:panic|fatal error): "
-    r"|:\d+:in [`']", re.MULTILINE)
+#: Cheap tests that a paste may hold a stack trace at all (each fast on megabytes of text).
+_TRACE_HINTS = ("Traceback (most", "goroutine ", "panic: ", "fatal error: ")
+_TRACE_HINT_RES = (re.compile(r"[ \t\n]at (?:[^\s(]+ ?\(|\S+:\d)"), re.compile(r":\d+:in [`']"))
+
+
+def _may_hold_trace(text: str) -> bool:
+    return any(hint in text for hint in _TRACE_HINTS) or any(
+        regex.search(text) for regex in _TRACE_HINT_RES)
 
 
 def _body(line: str) -> str:
@@ -800,11 +809,14 @@ def parse_stack_traces(text: str | Sequence[str]) -> list[StackTrace]:
     """Every stack trace in a paste, in order; ``Caused by`` sections are traces of their own
     (linked from the trace they caused through :attr:`StackTrace.caused_by`)."""
     lines = _lines(text) if isinstance(text, str) else list(text)
-    if not any(_TRACE_HINT_RE.search(line[:MAX_NORMALISED_LINE]) for line in lines):
+    if not _may_hold_trace("\n" + "\n".join(lines)):
         return []
     return _TraceParser(lines).parse()
 
 
+_EXC_SUFFIXES = r"(?:Exception|Error|Timeout|Fault|Failure|Panic|Interrupt|Violation|Throwable)"
+#: A fast first look for lines that may name an exception.
+_EXC_WORD_RE = re.compile(_EXC_SUFFIXES + r"(?![\w$])")
 #: An exception named in a log line: ``… failed: java.net.SocketTimeoutException: Read timed out``.
 _LOOSE_EXC_RE = re.compile(
     r"(?<![\w.$])(?P<type>(?:[A-Za-z_$][\w$]*+\.)*+[A-Z][\w$]*?"
@@ -828,7 +840,7 @@ def find_exceptions(lines: Sequence[str], traces: Sequence[StackTrace]) -> list[
     for t in traces:  # frame and source lines name functions, not exceptions
         taken.update(range(t.start_line, t.end_line + 1))
     for n, line in enumerate(lines, 1):
-        if n in taken:
+        if n in taken or not _EXC_WORD_RE.search(line):
             continue
         for m in _LOOSE_EXC_RE.finditer(line[:MAX_NORMALISED_LINE]):
             out.append(ExceptionMention(m.group("type"), (m.group("msg") or "").strip(), n))
@@ -848,42 +860,64 @@ _K8S = ("OOMKilled CrashLoopBackOff ImagePullBackOff ErrImagePull Evicted Failed
         "CreateContainerConfigError InvalidImageName FailedCreatePodSandBox")
 _GRPC = ("DEADLINE_EXCEEDED RESOURCE_EXHAUSTED PERMISSION_DENIED UNAUTHENTICATED UNAVAILABLE "
          "FAILED_PRECONDITION DATA_LOSS UNIMPLEMENTED ALREADY_EXISTS")
-_CODE_RE = re.compile(
-    rf"(?<![\w])(?P<code>{'|'.join(_ERRNO.split() + _K8S.split() + _GRPC.split())}"
-    r"|ERR_[A-Z0-9_]{3,40}+|SIG(?:SEGV|KILL|TERM|ABRT|BUS|ILL|FPE|PIPE|HUP|QUIT)"
-    r"|SQLSTATE\[?\s?[0-9A-Z]{5}\]?|ORA-\d{5}|errno[ =]\d{1,4})(?![\w])"
-    r"|(?P<exit>exit (?:code|status) \d{1,3})"
-    r"|(?P<phrase>(?i:connection reset by peer|connection refused|broken pipe|i/o timeout"
-    r"|context deadline exceeded|context canceled|too many open files|no space left on device"
-    r"|out of memory|deadlock detected|certificate has expired|no route to host"
-    r"|name or service not known|read timed out|connect timed out))")
-_HTTP_RE = re.compile(
-    r"(?:\bHTTP(?:/\d(?:\.\d)?)?\"?[ \t]++"
-    r"|\b(?:status|status_code|statusCode|code|http_status)\"?[=:][ \t]?\"?)"
-    r"(?P<a>[45]\d\d)\b"
-    r"|\b(?P<b>[45]\d\d) (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway Timeout"
-    r"|Bad Request|Unauthorized|Forbidden|Not Found|Too Many Requests|Conflict|Payload Too Large)")
+_CODE_WORDS = frozenset(_ERRNO.split() + _K8S.split() + _GRPC.split())
+#: Words that may be codes: ECONNRESET, OOMKilled, ERR_ASSERTION, SIGSEGV, ORA-00060, …
+_WORD_RE = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9_]{2,40}+(?:-\d{5})?(?![\w-])")
+_CODE_PREFIX_RE = re.compile(r"ERR_[A-Z0-9_]{3,40}|ORA-\d{5}"
+                             r"|SIG(?:SEGV|KILL|TERM|ABRT|BUS|ILL|FPE|PIPE|HUP|QUIT)")
+_OTHER_CODE_RE = re.compile(r"SQLSTATE\[?\s?[0-9A-Z]{5}\]?|errno[ =]\d{1,4}\b"
+                            r"|exit (?:code|status) \d{1,3}\b")
+_PHRASES = ("connection reset by peer", "connection refused", "broken pipe", "i/o timeout",
+            "context deadline exceeded", "context canceled", "too many open files",
+            "no space left on device", "out of memory", "deadlock detected",
+            "certificate has expired", "no route to host", "name or service not known",
+            "read timed out", "connect timed out")
+_HTTP_RES = (
+    re.compile(r"HTTP(?:/\d(?:\.\d)?)?\"?[ \t]++([45]\d\d)\b"),
+    re.compile(r"(?:status|status_code|statusCode|code|http_status)\"?[=:][ \t]?\"?([45]\d\d)\b"),
+    re.compile(r"\b([45]\d\d) (?:Internal Server Error|Bad Gateway|Service Unavailable|Gateway "
+               r"Timeout|Bad Request|Unauthorized|Forbidden|Not Found|Too Many Requests|Conflict"
+               r"|Payload Too Large)"),
+)
 
 
-def error_tokens(text: str | Sequence[str]) -> list[str]:
+def error_tokens(text: str | Sequence[str] | Paste) -> list[str]:
     """Exception names, errno-like codes (``ECONNRESET``, ``OOMKilled``) and HTTP errors, in the
     order they first appear, without duplicates: ``["java.lang.NullPointerException",
     "ECONNRESET", "HTTP 503"]``."""
-    lines = _lines(text) if isinstance(text, str) else list(text)
+    if not isinstance(text, Paste):
+        text = Paste(text if isinstance(text, str) else "\n".join(text))
+    paste = text
+    joined = paste.joined
     found: dict[str, int] = {}
 
-    def add(token: str, pos: tuple[int, int]) -> None:
-        if token and token not in found:
+    def add(token: str, pos: int) -> None:
+        if token and (token not in found or pos < found[token]):
             found[token] = pos
 
-    for mention in find_exceptions(lines, parse_stack_traces(lines)):
-        add(mention.type, (mention.line, 0))
-    for n, line in enumerate(lines, 1):
-        line = line[:MAX_NORMALISED_LINE]
-        for m in _CODE_RE.finditer(line):
-            add(m.group(0).lower() if m.group("phrase") else m.group(0), (n, m.start()))
-        for m in _HTTP_RE.finditer(line):
-            add(f"HTTP {m.group('a') or m.group('b')}", (n, m.start()))
+    for mention in paste.exceptions:
+        add(mention.type, paste.offset(mention.line))
+    for m in _WORD_RE.finditer(joined):
+        word = m.group(0)
+        if word in _CODE_WORDS:
+            add(word, m.start())
+        elif word.startswith(("ERR_", "SIG", "ORA")):
+            code = _CODE_PREFIX_RE.fullmatch(word)
+            if code:
+                add(word, m.start())
+    for m in _OTHER_CODE_RE.finditer(joined):
+        add(m.group(0), m.start())
+    lowered = joined.lower() if joined.isascii() else None
+    for phrase in _PHRASES:
+        pos = lowered.find(phrase) if lowered is not None else -1
+        if lowered is None:
+            m = re.search(re.escape(phrase), joined, re.IGNORECASE)
+            pos = m.start() if m else -1
+        if pos >= 0:
+            add(phrase, pos)
+    for regex in _HTTP_RES:
+        for m in regex.finditer(joined):
+            add(f"HTTP {m.group(1)}", m.start())
     tokens = sorted(found, key=lambda t: found[t])
     # "PoolTimeout" adds nothing next to "psycopg_pool.PoolTimeout"
     qualified = {_short_type(t) for t in tokens if "." in t}
@@ -898,7 +932,7 @@ TRACE_KINDS = ("exception", "frames")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CompiledPattern:
     kind: str
     label: str  #: "regex: …": how evidence names the pattern
@@ -907,10 +941,19 @@ class CompiledPattern:
     exc_type: str | None = None
     exc_message: Any = None  #: re2 regexp of the message template, or None
     frames: tuple[tuple[str, Any], ...] = ()  #: ("any"|"one"|"glob", re2 regexp or None)
-    anchors: tuple[str, ...] = ()  #: literal text the pattern requires
+    literals: tuple[str, ...] | None = None  #: literal text it requires (None: ask the regex)
+    value: str = ""  #: a regex as written
 
-    @property
+    @functools.cached_property
+    def anchors(self) -> tuple[str, ...]:
+        """Literal text the pattern requires (for the too-broad guard and ranking)."""
+        if self.literals is not None:
+            return self.literals
+        return _regex_anchors(self.value) if self.kind == "regex" else ()
+
+    @functools.cached_property
     def anchor(self) -> int:
+        """Length of the longest literal text the pattern requires."""
         return max((len(a.strip()) for a in self.anchors), default=0)
 
     def type_matches(self, found: str) -> bool:
@@ -993,7 +1036,7 @@ def compile_pattern(pattern: dict | str) -> CompiledPattern:
         sensitive = bool(case_sensitive) if case_sensitive is not None else False
         source = ("" if sensitive else "(?i)") + re2.escape(value)
         return CompiledPattern(kind, _label(kind, value), source, _compile_re2(source),
-                               anchors=(value,))
+                               literals=(value,))
     if kind == "regex":
         source = value if case_sensitive is not False else "(?i)" + value
         try:
@@ -1002,8 +1045,7 @@ def compile_pattern(pattern: dict | str) -> CompiledPattern:
             raise PatternError(f"is not a regular expression RE2 can run: {exc}") from None
         if compiled.search("") is not None:
             raise PatternError("matches an empty line, so it would match every line")
-        return CompiledPattern(kind, _label(kind, value), source, compiled,
-                               anchors=_regex_anchors(value))
+        return CompiledPattern(kind, _label(kind, value), source, compiled, value=value)
     if kind == "template":
         template = compile_template(value, case_sensitive is not False)
         try:
@@ -1011,7 +1053,7 @@ def compile_pattern(pattern: dict | str) -> CompiledPattern:
         except PatternError as exc:
             raise PatternError(f"cannot be compiled: {exc}") from None
         return CompiledPattern(kind, _label(kind, value), template.regex, compiled,
-                               anchors=template.literals)
+                               literals=template.literals)
     if kind == "exception":
         raw_type = pattern.get("type") or value
         if isinstance(raw_type, (list, dict)) or not str(raw_type or "").strip():
@@ -1031,7 +1073,7 @@ def compile_pattern(pattern: dict | str) -> CompiledPattern:
             anchors.extend(template.literals)
             label = f"{exc_type}: {message}"
         return CompiledPattern(kind, _label(kind, label), None, None, exc_type=exc_type,
-                               exc_message=exc_message, anchors=tuple(anchors))
+                               exc_message=exc_message, literals=tuple(anchors))
     if kind == "frames":
         globs = value
         if isinstance(globs, str):
@@ -1055,8 +1097,26 @@ def compile_pattern(pattern: dict | str) -> CompiledPattern:
         if not any(kind_ == "glob" for kind_, _ in frames):
             raise PatternError("needs at least one frame glob besides * and ?")
         return CompiledPattern(kind, _label(kind, " › ".join(str(g).strip() for g in globs)),
-                               frames=tuple(frames), anchors=tuple(anchors))
+                               frames=tuple(frames), literals=tuple(anchors))
     raise PatternError(f"kind {kind!r} is not one of {', '.join(LINE_KINDS + TRACE_KINDS)}")
+
+
+def _compile_all(front_matter: dict) -> tuple[dict[str, list[CompiledPattern]],
+                                                list[tuple[str, str]]]:
+    compiled: dict[str, list[CompiledPattern]] = {"patterns": [], "not": []}
+    errors = []
+    for field_name in ("patterns", "not"):
+        patterns = front_matter.get(field_name) or []
+        if not isinstance(patterns, list):
+            errors.append((field_name, "must be a list of {kind, value} mappings"))
+            continue
+        for n, pattern in enumerate(patterns, 1):
+            try:
+                compiled[field_name].append(compile_pattern(pattern))
+            except PatternError as exc:
+                kind = pattern.get("kind", "literal") if isinstance(pattern, dict) else "literal"
+                errors.append((field_name, f"pattern {n} ({kind}) {exc}"))
+    return compiled, errors
 
 
 def pattern_errors(front_matter: dict) -> list[tuple[str, str]]:
@@ -1064,18 +1124,7 @@ def pattern_errors(front_matter: dict) -> list[tuple[str, str]]:
 
     For validation on save: ``documents.validate`` turns each into a ``FieldError``.
     """
-    out = []
-    for field_name in ("patterns", "not"):
-        patterns = front_matter.get(field_name) or []
-        if not isinstance(patterns, list):
-            continue
-        for n, pattern in enumerate(patterns, 1):
-            try:
-                compile_pattern(pattern)
-            except PatternError as exc:
-                kind = pattern.get("kind", "literal") if isinstance(pattern, dict) else "literal"
-                out.append((field_name, f"pattern {n} ({kind}) {exc}"))
-    return out
+    return _compile_all(front_matter)[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1114,19 +1163,16 @@ def _fields(doc) -> tuple[str, str, str, str, dict]:
 def compile_signature(doc) -> CompiledSignature:
     """Compile every pattern of a signature. Raises :class:`SignatureError` listing problems."""
     ident, title, slug, status, fm = _fields(doc)
-    problems = [f"{field_name}: {message}" for field_name, message in pattern_errors(fm)]
-    patterns = fm.get("patterns") or []
-    if not patterns:
+    compiled, errors = _compile_all(fm)
+    problems = [f"{field_name}: {message}" for field_name, message in errors]
+    if not fm.get("patterns"):
         problems.insert(0, "patterns: a signature needs at least one pattern")
     if problems:
         raise SignatureError(problems)
     mode = str(fm.get("match") or "all").lower()
     return CompiledSignature(
         ident, title, slug, status, mode if mode in ("all", "any") else "all",
-        tuple(compile_pattern(p) for p in patterns),
-        tuple(compile_pattern(p) for p in (fm.get("not") or [])),
-        tuple(fm.get("incidents") or ()),
-    )
+        tuple(compiled["patterns"]), tuple(compiled["not"]), tuple(fm.get("incidents") or ()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1177,6 +1223,23 @@ class Paste:
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
+
+    @functools.cached_property
+    def joined(self) -> str:
+        """The lines joined with ``\\n`` (offsets in it map to lines through :meth:`offset`)."""
+        return "\n".join(self.lines)
+
+    @functools.cached_property
+    def _starts(self) -> list[int]:
+        starts, pos = [], 0
+        for line in self.lines:
+            starts.append(pos)
+            pos += len(line) + 1
+        return starts
+
+    def offset(self, number: int) -> int:
+        """Offset in :attr:`joined` where line ``number`` (1-based) starts."""
+        return self._starts[number - 1] if 0 < number <= len(self.lines) else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -1432,11 +1495,32 @@ class _Snapshot:
         return MatchResult(confirmed + partial[:max_partial], len(paste.lines), paste)
 
 
+class _OneSignature:
+    """One compiled signature (whatever its status), its RE2 set built once for many texts."""
+
+    def __init__(self, sig: CompiledSignature):
+        self.sig = sig
+        self.snapshot = _Snapshot([sig])
+        nots = CompiledSignature(sig.id, sig.title, sig.slug, "active", "any", sig.nots, ())
+        self.nots = _Snapshot([nots]) if sig.nots else None
+
+    def match(self, text: str | Paste) -> SignatureMatch | None:
+        paste = text if isinstance(text, Paste) else Paste(text)
+        result = self.snapshot.match(paste)
+        return result.matches[0] if result.matches else None
+
+    def ruled_out_by(self, text: str) -> str | None:
+        """Label of the first `not` pattern found in ``text``, if any."""
+        if self.nots is None:
+            return None
+        result = self.nots.match(Paste(text))
+        found = result.matches[0] if result.matches else None
+        return found.evidence[0].pattern if found and found.evidence else None
+
+
 def match_signature(sig: CompiledSignature, text: str | Paste) -> SignatureMatch | None:
     """Match one compiled signature (whatever its status) against a paste."""
-    paste = text if isinstance(text, Paste) else Paste(text)
-    result = _Snapshot([sig]).match(paste)
-    return result.matches[0] if result.matches else None
+    return _OneSignature(sig).match(text)
 
 
 class SignatureIndex:
@@ -1586,38 +1670,32 @@ def _kind_name(doc) -> str:
 def check_examples(doc) -> list[str]:
     """Problems with a signature's examples: each example must be a confirmed match of this
     signature on its own, and no ``not_examples`` entry may be. ``[]`` when all is well."""
+    fm = _fields(doc)[4]
+    if not fm.get("patterns"):  # a signature may describe a bug before anyone can match it
+        return ["patterns: none yet, so the examples cannot match"] if fm.get("examples") else []
     try:
         sig = compile_signature(doc)
     except SignatureError as exc:
         return exc.problems
-    fm = _fields(doc)[4]
+    one = _OneSignature(sig)
     problems = []
     for n, example in enumerate(fm.get("examples") or [], 1):
-        found = match_signature(sig, str(example))
+        found = one.match(str(example))
         if found is None or found.confidence != "confirmed":
-            missing = found.missing if found else [p.label for p in sig.patterns]
-            if found is None and _ruled_out(sig, str(example)):
-                problems.append(f"example {n} is ruled out by a `not` pattern: "
-                                f"{_ruled_out(sig, str(example))}")
+            ruled_out = one.ruled_out_by(str(example)) if found is None else None
+            if ruled_out:
+                problems.append(f"example {n} is ruled out by a `not` pattern: {ruled_out}")
             elif sig.mode == "any" or found is None:
                 problems.append(f"example {n} does not match: no pattern matched it")
             else:
                 problems.append(f"example {n} does not match: "
-                                f"{'; '.join(missing)} matched no line")
+                                f"{'; '.join(found.missing)} matched no line")
     for n, example in enumerate(fm.get("not_examples") or [], 1):
-        found = match_signature(sig, str(example))
+        found = one.match(str(example))
         if found is not None and found.confidence == "confirmed":
             where = "; ".join(f"line {e.line} by {e.pattern}" for e in found.evidence[:3])
             problems.append(f"not_example {n} matches, but must not ({where})")
     return problems
-
-
-def _ruled_out(sig: CompiledSignature, text: str) -> str | None:
-    if not sig.nots:
-        return None
-    probe = CompiledSignature(sig.id, sig.title, sig.slug, "active", "any", sig.nots, ())
-    found = match_signature(probe, text)
-    return found.evidence[0].pattern if found and found.evidence else None
 
 
 @functools.lru_cache(maxsize=1)
@@ -1679,10 +1757,11 @@ def breadth_warnings(doc, background_lines: Sequence[str] | None = None,
     linked = {sig.id, *(fm.get("incidents") or ()), *(fm.get("related") or ())}
     items = wiki_texts.items() if isinstance(wiki_texts, dict) else wiki_texts
     elsewhere = []
+    one = _OneSignature(sig)
     for ident, text in items:
         if ident in linked:
             continue
-        found = match_signature(sig, text)
+        found = one.match(text)
         if found is not None and found.confidence == "confirmed":
             elsewhere.append(ident)
     if elsewhere:
@@ -1691,6 +1770,16 @@ def breadth_warnings(doc, background_lines: Sequence[str] | None = None,
         warnings.append(f"also matches {len(elsewhere)} document(s) of the wiki it is not "
                         f"linked to: {shown}")
     return warnings
+
+
+def document_texts(docs: Iterable[Any]) -> Iterator[tuple[str, str]]:
+    """``(id, text)`` of documents for :func:`breadth_warnings`: the body, plus the examples of
+    a signature (its most log-like text). E.g. ``document_texts(wiki.store.scan()[0].values())``.
+    """
+    for doc in docs:
+        ident, _, _, _, fm = _fields(doc)
+        examples = "\n".join(str(e) for e in fm.get("examples") or [])
+        yield ident, f"{getattr(doc, 'body', '')}\n{examples}"
 
 
 def normalise_text(text: str) -> list[str]:

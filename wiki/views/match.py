@@ -211,15 +211,17 @@ def _linked_postmortems(matches: list[sig.SignatureMatch]) -> dict[str, list]:
 
 
 def _search_terms(paste: sig.Paste) -> str:
-    tokens = sig.error_tokens(paste.lines)
-    if tokens:
-        return " ".join(tokens[:8])
-    for line in paste.lines[:2000]:
-        if any(word in line.lower() for word in _SUGGEST_WORDS):
-            template = sig.normalise_line(line)
-            words = [w for w in template.replace("<", " <").split() if not w.startswith("<")]
-            return " ".join(words[:10])
-    return ""
+    """A search query for the paste's error tokens: ``(a OR "b c" OR Short)``, or ``""``."""
+    terms: list[str] = []
+    for token in sig.error_tokens(paste.lines)[:8]:
+        short = token.rsplit(".", 1)[-1]
+        for term in (token, short):
+            term = f'"{term}"' if " " in term else term
+            if term not in terms:
+                terms.append(term)
+    if len(terms) > 1:
+        return "(" + " OR ".join(terms) + ")"
+    return terms[0] if terms else ""
 
 
 def _similar(paste: sig.Paste, exclude: set[str]) -> tuple[list, str] | None:
