@@ -34,7 +34,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 # The most frequent words first: function words and the words of every incident write-up.
@@ -230,7 +230,8 @@ class CorpusGenerator:
         if style == "java":
             lines = [f"{error}"] + [
                 f"    at {r.choice(JAVA_PACKAGES)}.{r.choice(JAVA_CLASSES)}.{self.words.sample(r)}"
-                f"({r.choice(JAVA_CLASSES)}.java:{r.randint(20, 900)})" for _ in range(r.randint(3, 8))]
+                f"({r.choice(JAVA_CLASSES)}.java:{r.randint(20, 900)})"
+                for _ in range(r.randint(3, 8))]
         elif style == "python":
             lines = ["Traceback (most recent call last):"]
             for _ in range(r.randint(2, 5)):
@@ -247,7 +248,7 @@ class CorpusGenerator:
         return "```\n" + "\n".join(lines) + "\n```"
 
     def timestamp(self, day: date, minutes: int) -> datetime:
-        base = datetime(day.year, day.month, day.day, 0, 0, tzinfo=timezone.utc)
+        base = datetime(day.year, day.month, day.day, 0, 0, tzinfo=UTC)
         return base + timedelta(minutes=minutes)
 
     # -- documents -------------------------------------------------------------------------
@@ -383,7 +384,8 @@ class CorpusGenerator:
             "medium": words[300:1300],
             "rare": words[3000:8000],
             "errors": ["ECONNRESET", "OOMKilled", "NullPointerException", "CrashLoopBackOff",
-                       "ETIMEDOUT", "NXDOMAIN", "SIGSEGV", "EPIPE", "ConcurrentModificationException"],
+                       "ETIMEDOUT", "NXDOMAIN", "SIGSEGV", "EPIPE",
+                       "ConcurrentModificationException"],
             "phrases": ['"handshake timeout"', '"context deadline exceeded"',
                         '"deadlock detected"', '"Too many open files"', '"no space left on device"',
                         '"unexpected EOF"', '"read-only file system"', '"health check"',
@@ -402,7 +404,8 @@ def generate(content_dir: Path | str, n_docs: int, seed: int = 0, signature_rati
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("content_dir", type=Path, help="folder to write postmortems/ and signatures/ into")
+    parser.add_argument("content_dir", type=Path,
+                        help="folder to write postmortems/ and signatures/ into")
     parser.add_argument("--docs", type=int, default=1000, help="number of documents (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--signatures", type=float, default=0.1, help="share of signatures (0.1)")

@@ -66,15 +66,21 @@ def test_api_lists_partial_matches_after_confirmed_ones(app, client):
         ("SIG-1", "confirmed"), ("SIG-2", "partial")]
 
 
-def test_api_accepts_a_plain_text_body_and_binary_bytes(client):
-    response = client.post("/api/v1/match", data=b"\xff\xfe\x00cache miss storm\xc3\x28\n",
-                           content_type="application/octet-stream")
+def test_api_decodes_bytes_that_are_not_utf8_with_replacement(client):
+    body = b'{"text": "\xff\xfe\\u0000cache miss storm\xc3\x28\\n"}'
+    response = client.post("/api/v1/match", data=body, content_type="application/json")
     assert response.status_code == 200
     body = response.get_json()
     assert body["lines"] == 1 and body["matches"][0]["id"] == "SIG-1"
     assert body["matches"][0]["evidence"][0]["text"] == "\ufffd\ufffd\x00cache miss storm\ufffd("
+
+
+def test_api_wants_json(client):
+    """Like the rest of the API (exempt from CSRF checks because a cross-site form cannot send
+    JSON), the match endpoint takes JSON only."""
     response = client.post("/api/v1/match", data="cache miss storm", content_type="text/plain")
-    assert response.get_json()["matches"][0]["id"] == "SIG-1"
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -84,7 +90,7 @@ def test_api_accepts_a_plain_text_body_and_binary_bytes(client):
     ({"json": {"text": 42}}, '"text" must be a string'),
     ({"json": ["cache miss storm"]}, 'Send {"text": "…"}'),
     ({"data": "{not json", "content_type": "application/json"}, "not valid JSON"),
-    ({"data": "", "content_type": "text/plain"}, "The paste is empty"),
+    ({"data": "", "content_type": "application/json"}, "not valid JSON"),
 ])
 def test_api_bad_requests_are_400_with_a_message(client, kwargs, message):
     response = client.post("/api/v1/match", **kwargs)
@@ -99,13 +105,12 @@ def test_api_paste_over_the_limit_is_413_with_the_limit(content_dir, tmp_path):
     assert "the limit is 1,000 bytes" in response.get_json()["error"]
     assert api(client, "é" * 500).status_code == 200  # 1,000 bytes of UTF-8: at the limit
     assert api(client, "é" * 501).status_code == 413
-    far_over = client.post("/api/v1/match", data="x" * 5000, content_type="text/plain")
+    far_over = client.post("/api/v1/match", data="x" * 70_000, content_type="application/json")
     assert far_over.status_code == 413 and "1,000" in far_over.get_json()["error"]
 
 
 def test_default_limit_is_5_mb(client):
-    response = client.post("/api/v1/match", data=b"a" * (5 * 1024 * 1024 + 1),
-                           content_type="text/plain")
+    response = api(client, "a" * (5 * 1024 * 1024 + 1))
     assert response.status_code == 413
     assert "the limit is 5,242,880 bytes" in response.get_json()["error"]
 
@@ -219,6 +224,20 @@ def test_new_signature_redirects_to_the_editor_prefilled(client):
                                  "at Socket.onread (node:net:<num>:<num>)"]
     assert query["examples"] == ["\n".join(lines)]
     assert client.get("/seen/new-signature").status_code == 400
+
+
+def test_page_form_carries_a_csrf_token_and_a_stale_one_keeps_the_paste(content_dir, tmp_path):
+    app = with_match(make_app(content_dir, tmp_path / "data", WTF_CSRF_ENABLED=True))
+    client = app.test_client()
+    html = client.get("/seen").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    ok = client.post("/seen", data={"text": "cache miss storm", "csrf_token": token})
+    assert ok.status_code == 200 and "Cache stampede after a flush" in ok.get_data(as_text=True)
+    stale = client.post("/seen", data={"text": "cache miss storm", "csrf_token": "stale"})
+    assert stale.status_code == 400
+    html = stale.get_data(as_text=True)
+    assert "could not be accepted" in html and ">cache miss storm</textarea>" in html
+    assert api(client, "cache miss storm").status_code == 200  # the JSON API needs no token
 
 
 def test_page_empty_paste_is_a_friendly_message(client):

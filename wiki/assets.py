@@ -156,7 +156,9 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-_READERS = (("png", _png), ("jpeg", _jpeg), ("gif", _gif), ("webp", _webp))
+#: Each format: how its files start, and the reader of its header.
+_READERS = (("png", b"\x89PNG", _png), ("jpeg", b"\xff\xd8\xff", _jpeg), ("gif", b"GIF8", _gif),
+            ("webp", b"RIFF", _webp))
 
 
 def _describe(data: bytes) -> str:
@@ -185,7 +187,7 @@ def _describe(data: bytes) -> str:
 
 def sniff(data: bytes) -> ImageInfo:
     """The type and size of an image from its bytes. Raises :class:`AssetError` (415)."""
-    for kind, read in _READERS:
+    for kind, magic, read in _READERS:
         try:
             size = read(data)
         except (struct.error, IndexError):
@@ -199,8 +201,9 @@ def sniff(data: bytes) -> ImageInfo:
                 raise AssetError(415, f"The image is {width:,} × {height:,} pixels; the limit "
                                       f"is {MAX_SIDE:,} per side and {MAX_PIXELS:,} in all.")
             return ImageInfo(kind, width, height)
-        if data[:4] in (b"\x89PNG", b"GIF8", b"RIFF") or data[:3] == b"\xff\xd8\xff":
-            break  # the right start, but a broken header
+        if data.startswith(magic) and (kind != "webp" or data[8:12] == b"WEBP"):
+            raise AssetError(415, f"The {FORMATS[kind][2]} image is damaged or cut off: its "
+                                  f"header cannot be read.")
     found = _describe(data)
     if found == "svg":
         raise AssetError(415, "SVG images are not accepted: they can carry scripts. Export the "

@@ -313,7 +313,9 @@ def _parse_slack(data, zone: tzinfo) -> list[Line] | None:
         thread = m.get("thread_ts")
         in_thread = thread is not None and str(thread) != str(m.get("ts"))
         try:
-            when = datetime.fromtimestamp(ts, UTC).astimezone(zone) if ts is not None else None
+            # The fraction of a ``ts`` tells messages apart; it is no part of the time.
+            when = datetime.fromtimestamp(int(ts), UTC).astimezone(zone) \
+                if ts is not None else None
         except (OverflowError, ValueError, OSError):
             when = None
         out.append((ts if ts is not None else float("inf"), n,

@@ -464,7 +464,7 @@ class EditorForm:
             elif key in extra:
                 fm[key] = extra.pop(key)
         for key, value in values.items():  # then new fields in the form's order
-            if _empty(value) or (key != "status" and d.DEFAULTS[self.kind.name].get(key) == value):
+            if _empty(value) or d.DEFAULTS[self.kind.name].get(key) == value:
                 continue
             fm[key] = value
         fm.update(extra)
@@ -578,7 +578,10 @@ def _keep(key: str, old: Any, new: Any, kind: d.Kind, vocab: d.Vocabulary | None
     convert = d.FIELDS[kind.name].get(key)
     if convert is not None:
         try:
-            if convert(new, vocab or d.Vocabulary()) == old:
+            converted = convert(new, vocab or d.Vocabulary())
+            # Equal date-times in another zone are a change: the author picked that zone.
+            if converted == old and type(converted) is type(old) and (
+                    not isinstance(old, datetime) or converted.isoformat() == old.isoformat()):
                 return old
         except ValueError:
             pass

@@ -264,14 +264,16 @@ def _cached(path: str, stamp) -> Rules:
 #: Opening or closing line of a fenced code block (``` or ~~~, up to 3 spaces indented).
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 #: A code span: a run of backticks, text not crossing a blank line, the same run again.
-_CODE_SPAN_RE = re.compile(r"(?<!`)(`+)(?!`)((?:(?!\n[ \t]*\n).)+?)(?<!`)\1(?!`)", re.DOTALL)
-#: An HTML comment (templates use them for guidance), an autolink or a bare URL, a link target.
+#: (Patterns here start with a literal character, which keeps the scan fast; see above.)
+_CODE_SPAN_RE = re.compile(r"(`+)(?!`)((?:(?!\n[ \t]*\n).)+?)(?<!`)\1(?!`)", re.DOTALL)
+#: An HTML comment (templates use them for guidance), an autolink or a bare URL, a link
+#: target. Matched against the lower-cased text.
 _OTHER_SKIPS_RE = re.compile(
     r"<!--.*?(?:-->|\Z)"
     r"|<[a-z][a-z0-9+.\-]*:[^\s<>]*>"
-    r"|\b(?:https?|ftp|mailto):[^\s<>()\[\]]+"
+    r"|(?:https?|ftp|mailto):[^\s<>()\[\]]+"
     r"|\]\([^()\s]*\)",
-    re.DOTALL | re.IGNORECASE,
+    re.DOTALL,
 )
 
 
@@ -292,7 +294,7 @@ def _skipped_ranges(text: str) -> list[tuple[int, int]]:
     if fence is not None:  # an unclosed fence runs to the end, as in CommonMark
         ranges.append((fence_start, len(text)))
     ranges.extend(m.span() for m in _CODE_SPAN_RE.finditer(text))
-    ranges.extend(m.span() for m in _OTHER_SKIPS_RE.finditer(text))
+    ranges.extend(m.span() for m in _OTHER_SKIPS_RE.finditer(_lowered(text)))
     return ranges
 
 
@@ -363,11 +365,17 @@ def _name_words(names: Iterable[str], not_names: frozenset[str]) -> frozenset[st
 
 
 def _looks_like_name(word: str) -> bool:
-    """A capitalised word that is not an acronym, CamelCase product or code-ish token."""
+    """A capitalised word that is not an acronym (``API``), a CamelCase product (``GitHub``)
+    or code-ish (``CI3``); capitals after ' and - (``O'Brien``, ``Jean-Luc``) and in
+    ``Mc…`` names are fine."""
     if not word[:1].isupper() or any(c.isdigit() for c in word):
         return False
-    letters = [c for c in word[1:] if c.isalpha()]
-    return bool(letters) and not any(c.isupper() for c in letters if c not in "'’")
+    if not any(c.isalpha() for c in word[1:]):
+        return False
+    for n, c in enumerate(word[1:], 1):
+        if c.isupper() and word[n - 1] not in "'’-" and not (n == 2 and word[:2] == "Mc"):
+            return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,7 +417,8 @@ def find_hints(text: str, rules: Rules | None = None, names: Iterable[str] = ())
         start = m.start()
         if not _starts_word(lowered, start):
             continue
-        rule = rules.phrases.get(_key(m.group()))
+        phrase = m.group()
+        rule = rules.phrases.get(phrase) or rules.phrases.get(_key(phrase))
         if rule is None or (rule.not_after and _word_before(lowered, start) in rule.not_after):
             continue
         add(start, m.end(), rule.name, rule.suggestion)
@@ -428,7 +437,8 @@ def find_hints(text: str, rules: Rules | None = None, names: Iterable[str] = ())
     if rules.verb_re is not None:
         known = _name_words(names, rules.not_names)
         for m in rules.verb_re.finditer(lowered):
-            kind = rules.verbs.get(_key(m.group()))
+            verb = m.group()
+            kind = rules.verbs.get(verb) or rules.verbs.get(_key(verb))
             subject = _word_before_verb(masked, m.start())
             if kind is None or subject is None:
                 continue

@@ -86,10 +86,11 @@ MIN_PREFIX_CHARS = 2  #: ``ti*`` is the shortest prefix search
 MAX_PREFIX_TERMS = 200  #: a ``prefix*`` matches at most this many words (the most frequent)
 MAX_LIMIT = 100  #: results per request
 MAX_OFFSET = 10_000
-FACET_VALUES = 20  #: values listed per facet
+FACET_VALUES = 50  #: values listed per facet
 SNIPPET_CHARS = 240
 WRITE_LOCK_TIMEOUT = 30.0  #: seconds a save waits for the index lock before giving up
 MAX_SEGMENTS = 12  #: commits skip merging until the index has more segments than this
+RECONCILE_RETRY = 60.0  #: seconds before queries retry a reconcile that failed
 CACHED_QUERIES = 64  #: scored match lists kept for paging and facet clicks…
 CACHED_ITEMS = 1_000_000  #: …holding at most this many matches in all
 PARALLEL_MIN = 2000  #: rebuilds of at least this many documents use several processes
@@ -828,10 +829,9 @@ class WhooshIndex(SearchIndex):
     """A Whoosh 2.7 index in a folder (``DATA_DIR/index``). Safe to share between threads, and
     between processes using the same folder (one writer at a time, through Whoosh's lock)."""
 
-    def __init__(self, path: Path | str, lock_timeout: float = WRITE_LOCK_TIMEOUT,
-                 limitmb: int = 128):
+    def __init__(self, path: Path | str, lock_timeout: float | None = None, limitmb: int = 128):
         self.path = Path(path)
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = WRITE_LOCK_TIMEOUT if lock_timeout is None else lock_timeout
         self.limitmb = limitmb
         self.schema = make_schema()
         self._ix = None
@@ -840,6 +840,9 @@ class WhooshIndex(SearchIndex):
         self._local = threading.local()
         #: per segment id: per facet, [(value, frozenset of the segment's doc numbers)]
         self._facet_cache: dict[str, dict[str, list[tuple[str, frozenset]]]] = {}
+        #: set when this object created an empty index (it was missing or unreadable): whoever
+        #: keeps it in line with the content should fill it (:class:`Search` does)
+        self.created = False
         #: recent queries' scored matches (see :meth:`_scored`)
         self._scored_cache: OrderedDict[tuple, list[tuple[float, int]]] = OrderedDict()
         self._cached_items = 0
@@ -862,9 +865,9 @@ class WhooshIndex(SearchIndex):
         with self._open_lock:
             if self._ix is None:
                 storage = self._storage()
-                if not windex.exists_in(str(self.path)):
+                if not self._exists(storage):
                     with self._lock(storage):
-                        if not windex.exists_in(str(self.path)):
+                        if not self._exists(storage):
                             log.info("search index not found in %s; creating an empty one",
                                      self.path)
                             self._create(storage)
@@ -879,6 +882,12 @@ class WhooshIndex(SearchIndex):
                     raise IndexUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 self._ix = ix
         return self._ix
+
+    @staticmethod
+    def _exists(storage: FileStorage) -> bool:
+        """A table of contents is there (``whoosh.index.exists_in`` would read it, and raise
+        whatever a damaged one makes it raise)."""
+        return windex.TOC._latest_generation(storage, INDEX_NAME) >= 0
 
     def _version(self) -> str | None:
         try:
@@ -896,6 +905,7 @@ class WhooshIndex(SearchIndex):
         windex.TOC(self.schema, [], max(generation, 0)).write(storage, INDEX_NAME)
         self._version_file.write_text(SCHEMA_VERSION + "\n", "utf-8")
         self._facet_cache.clear()
+        self.created = True
 
     @contextlib.contextmanager
     def _lock(self, storage: FileStorage):
@@ -966,6 +976,12 @@ class WhooshIndex(SearchIndex):
 
     def doc_count(self) -> int:
         return self.searcher().doc_count()
+
+    def clear_cache(self) -> None:
+        """Forget recent queries' matches (benchmarks measure queries without it)."""
+        with self._cache_lock:
+            self._scored_cache.clear()
+            self._cached_items = 0
 
     def segment_count(self) -> int:
         return len(self.searcher().leaf_searchers())
@@ -1310,7 +1326,7 @@ class WhooshIndex(SearchIndex):
                 local[i].add(docnum - offsets[i])
         counts: dict[str, dict[str, int]] = {name: {} for name in FACETS}
         keep: set[int] = set()
-        for (leaf, offset), base in zip(leaves, local):
+        for (leaf, offset), base in zip(leaves, local, strict=True):
             if not base and not want_facets:
                 continue
             cache = self._segment_facets(leaf)
@@ -1601,6 +1617,7 @@ class Search:
         self.index = index
         self.wiki = wiki
         self.reconciled = False
+        self._retry_after = 0.0  #: after a failed reconcile, queries wait this long to retry
         self._lock = threading.Lock()
 
     # -- listener --------------------------------------------------------------------------
@@ -1634,7 +1651,11 @@ class Search:
             log.exception("could not apply a sync to the search index; reconciling")
             self.reconciled = False
         if not self.reconciled:
-            self.reconcile()
+            try:
+                self.reconcile()
+            except Exception:  # noqa: BLE001 - e.g. another process holds the lock for long
+                log.exception("could not reconcile the search index; will retry on a query")
+                self.reconciled = False
 
     # -- reconciling and recovering --------------------------------------------------------
 
@@ -1658,37 +1679,49 @@ class Search:
             if doc.id == ident:
                 yield doc
 
-    def reconcile(self, progress=None) -> tuple[int, int]:
+    def reconcile(self, progress=None, wait: bool = True) -> tuple[int, int]:
         """Reindex documents whose revision differs from the database's; drop those it lacks.
 
-        Returns ``(indexed, removed)``.
+        Returns ``(indexed, removed)``. With ``wait=False`` it returns at once when another
+        thread is already reconciling.
         """
         if self.wiki is None:
             return 0, 0
-        with self._lock:
-            started = time.perf_counter()
-            expected = self.expected()
-            try:
-                actual = self.index.revisions()
-            except IndexUnavailable:
-                self.index.reset()
-                actual = {}
-            stale = sorted(i for i, (revision, _) in expected.items() if actual.get(i) != revision)
-            gone = [ident for ident in actual if ident not in expected]
-            indexed = 0
-            if stale and not actual:
-                indexed = self.index.rebuild(self._read(expected, stale), progress,
-                                             total=len(stale))
-            elif stale:
-                indexed = self.index.index_documents(self._read(expected, stale), progress)
-            if gone:
-                self.index.remove_many(gone)
-            self.reconciled = True
-            if stale or gone:
-                log.info("search index %s: indexed %d document(s) and removed %d in %.1f s",
-                         "was empty" if not actual else "was behind the content", indexed,
-                         len(gone), time.perf_counter() - started)
-            return indexed, len(gone)
+        if not self._lock.acquire(blocking=wait):
+            return 0, 0
+        try:
+            return self._reconcile(progress)
+        except Exception:
+            self._retry_after = time.monotonic() + RECONCILE_RETRY
+            raise
+        finally:
+            self._lock.release()
+
+    def _reconcile(self, progress) -> tuple[int, int]:
+        self.index.created = False
+        started = time.perf_counter()
+        expected = self.expected()
+        try:
+            actual = self.index.revisions()
+        except IndexUnavailable:
+            self.index.reset()
+            actual = {}
+        stale = sorted(i for i, (revision, _) in expected.items() if actual.get(i) != revision)
+        gone = [ident for ident in actual if ident not in expected]
+        indexed = 0
+        if stale and not actual:
+            indexed = self.index.rebuild(self._read(expected, stale), progress,
+                                         total=len(stale))
+        elif stale:
+            indexed = self.index.index_documents(self._read(expected, stale), progress)
+        if gone:
+            self.index.remove_many(gone)
+        self.reconciled = True
+        if stale or gone:
+            log.info("search index %s: indexed %d document(s) and removed %d in %.1f s",
+                     "was empty" if not actual else "was behind the content", indexed,
+                     len(gone), time.perf_counter() - started)
+        return indexed, len(gone)
 
     def recover(self) -> None:
         """The index could not be read: start a new one and fill it from the wiki."""
@@ -1713,9 +1746,19 @@ class Search:
 
     def query(self, text: str, **kwargs) -> SearchResult:
         """:meth:`SearchIndex.query`; an unreadable index is rebuilt, never an error page."""
-        if not self.reconciled and self.wiki is not None:
+        result = self._query(text, **kwargs)
+        if getattr(self.index, "created", False) and self.wiki is not None:
+            # The index vanished while running and an empty one took its place: fill it.
+            self.index.created = False
+            self.reconciled = False
+            result = self._query(text, **kwargs)
+        return result
+
+    def _query(self, text: str, **kwargs) -> SearchResult:
+        if not self.reconciled and self.wiki is not None \
+                and time.monotonic() >= self._retry_after:
             try:
-                self.reconcile()
+                self.reconcile(wait=False)
             except Exception:  # noqa: BLE001
                 log.exception("reconciling the search index failed")
         # An error may come from a segment another process merged away: try a new searcher

@@ -62,10 +62,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_ENABLED", not app.testing)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by _protect, which knows the exemptions
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
-    csrf.init_app(app)
-    if not app.config["WTF_CSRF_ENABLED"]:
-        # Templates render the token field only `{% if csrf_token is defined %}`.
-        app.jinja_env.globals.pop("csrf_token", None)
+    if app.config["WTF_CSRF_ENABLED"]:
+        # Also defines csrf_token() in templates, which render the token field only
+        # `{% if csrf_token is defined %}`.
+        csrf.init_app(app)
 
     @app.before_request
     def _protect():

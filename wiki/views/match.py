@@ -6,9 +6,9 @@
   turn selected lines into a new signature.
 * ``GET /seen/new-signature?line=…&line=…`` — templates of the selected lines, then a redirect
   to the signature editor: ``/new/signature?patterns=<template>&…&examples=<lines>``.
-* ``POST /api/v1/match`` with ``{"text": …}`` (or a ``text/plain`` body) →
-  ``{"matches": [{"id", "title", "url", "confidence", "evidence": [{"line", "text",
-  "pattern"}]}], "lines": n}``, confirmed matches first, then partial ones.
+* ``POST /api/v1/match`` with ``{"text": …}`` (``application/json``, like the whole API: see
+  :mod:`wiki.security`) → ``{"matches": [{"id", "title", "url", "confidence", "evidence":
+  [{"line", "text", "pattern"}]}], "lines": n}``, confirmed matches first, then partial ones.
 
 Views are thin: the matching is :class:`wiki.signatures.SignatureIndex`, kept current by
 :func:`init_app` as a listener of the app's :class:`wiki.core.Wiki`.
@@ -27,6 +27,7 @@ from .. import db
 from .. import signatures as sig
 from ..app_state import get_wiki
 from ..errors import WikiError
+from ..security import checks_csrf_itself, csrf_problem
 from . import document_url
 
 log = logging.getLogger(__name__)
@@ -100,24 +101,25 @@ def _checked(text: str) -> str:
 
 
 def read_api_paste() -> str:
-    """The paste of an API request: ``{"text": …}`` JSON, or a plain-text body."""
+    """The paste of an API request: ``{"text": …}`` as JSON; bytes that are not UTF-8 are
+    replaced (``\ufffd``) rather than refused."""
     _check_request_size()
-    data = request.get_data(cache=False)
     mimetype = request.mimetype or ""
-    if mimetype == "application/json" or mimetype.endswith("+json") or (
-            not mimetype.startswith("text/") and data.lstrip()[:1] == b"{"):
-        try:
-            body = json.loads(data.decode("utf-8", "replace"))
-        except ValueError:
-            raise PasteProblem(400, 'The body is not valid JSON; send {"text": "…"}.') from None
-        text = body.get("text") if isinstance(body, dict) else None
-        if text is None:
-            raise PasteProblem(400, 'Send {"text": "…"} with the log lines, error or stack '
-                                    'trace to match.')
-        if not isinstance(text, str):
-            raise PasteProblem(400, '"text" must be a string.')
-        return _checked(text)
-    return _checked(sig.decode_paste(data))
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise PasteProblem(415, 'Send the paste as JSON (Content-Type: application/json): '
+                                '{"text": "…"}.')
+    data = request.get_data(cache=False)
+    try:
+        body = json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        raise PasteProblem(400, 'The body is not valid JSON; send {"text": "…"}.') from None
+    text = body.get("text") if isinstance(body, dict) else None
+    if text is None:
+        raise PasteProblem(400, 'Send {"text": "…"} with the log lines, error or stack '
+                                'trace to match.')
+    if not isinstance(text, str):
+        raise PasteProblem(400, '"text" must be a string.')
+    return _checked(text)
 
 
 def read_form_paste() -> str:
@@ -295,6 +297,7 @@ def seen():
 
 
 @bp.post("/seen")
+@checks_csrf_itself
 def seen_results():
     """Matches for the pasted text (or uploaded file)."""
     try:
@@ -302,6 +305,11 @@ def seen_results():
     except PasteProblem as exc:
         shown = request.form.get("text", "") if exc.status != 413 else ""
         return _render(exc.status, error=exc.message, text=shown)
+    problem = csrf_problem()
+    if problem:  # a page opened before a restart: keep the paste, ask to send it again
+        return _render(400, error=problem.replace("Nothing was saved.", "Press the button "
+                                                  "again to match the paste below."),
+                       text=text if len(text) <= 200_000 else "")
     paste = sig.Paste(text)
     result = get_index().match(paste)
     confirmed, partial = result.confirmed, result.partial

@@ -6,9 +6,10 @@
 * ``POST /api/v1/timeline/parse`` with ``{"text", "day"?, "tz"?}`` →
   ``{"lines": [{"time", "date", "display_time", "author", "text", "in_thread"}]}``.
 * ``GET/POST /tools/timeline`` — the same without JavaScript: paste, get a Markdown table.
-* ``POST /api/v1/assets`` — an image as the multipart field ``file``, or as the raw body with
-  an ``X-Filename`` header (URL-encoded) → ``201 {"url", "markdown", "path", …}``; 413 over
-  ``WIKI_MAX_UPLOAD_BYTES``, 415 for anything but PNG, JPEG, GIF or WebP.
+* ``POST /api/v1/assets`` — an image as the multipart field ``file`` (with the CSRF token, see
+  :func:`_read_upload`), or as the raw body with an ``X-Filename`` header (URL-encoded) →
+  ``201 {"url", "markdown", "path", …}``; 413 over ``WIKI_MAX_UPLOAD_BYTES``, 415 for anything
+  but PNG, JPEG, GIF or WebP.
 * ``GET /assets/<path>`` — files under ``content/assets/``, with ``nosniff`` and a restrictive
   Content-Security-Policy.
 
@@ -24,6 +25,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, sen
 
 from .. import assets, chat_timeline, hints
 from ..errors import WikiError
+from ..security import csrf_problem
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,9 @@ def timeline_page():
     if request.method == "POST":
         form = {key: request.form.get(key, default) for key, default in form.items()}
         try:
+            if not form["text"].strip():
+                raise WikiError(400, "Paste a chat transcript first: a Slack export (JSON) or "
+                                     "lines like 14:02 alice: restarted the pods.")
             _check_content_length(chat_timeline.MAX_BYTES)
             lines = _parse_timeline(form["text"], form["day"], form["tz"])
         except WikiError as exc:
@@ -157,9 +162,19 @@ def timeline_page():
 
 
 def _read_upload(limit: int) -> tuple[str, bytes]:
-    """The uploaded file's name and bytes (at most ``limit + 1`` of them are read)."""
+    """The uploaded file's name and bytes (at most ``limit + 1`` of them are read).
+
+    ``/api/`` is exempt from the CSRF check because a cross-site HTML form cannot send JSON,
+    but it can send ``multipart/form-data``: such an upload must carry the CSRF token (the
+    editor sends it as ``X-CSRFToken``). A raw body needs the ``X-Filename`` header, which a
+    cross-site form cannot set, so scripts can upload that way without a session.
+    """
     _check_content_length(limit)
     if request.mimetype == "multipart/form-data":
+        problem = csrf_problem()
+        if problem:
+            raise WikiError(400, problem.replace("This form", "This upload")
+                            .replace("Nothing was saved.", "Nothing was stored."))
         upload = request.files.get("file")
         if upload is None:
             raise WikiError(400, "Send the image as the multipart field 'file'.")

@@ -1,0 +1,685 @@
+"""wiki.search: query parsing, the Whoosh index, keeping it in sync with the wiki, recovery."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DEMO_CONTENT, make_app, write_doc
+
+from wiki import documents as d
+from wiki import search as s
+from wiki.search import Search, WhooshIndex, parse_query
+
+# --------------------------------------------------------------------------------------------
+# Documents for the index tests
+
+
+def pm(n: int, title: str, body: str = "", **fm) -> d.Document:
+    front = {"id": f"PM-{n}", "title": title, "status": "published", "severity": "SEV3",
+             "date": "2022-03-04", **fm}
+    doc = d.new_document("postmortem", front, body)
+    doc.revision = f"rev-{n}-{hash(body) & 0xffff}"
+    return doc
+
+
+def sig(n: int, title: str, body: str = "", **fm) -> d.Document:
+    doc = d.new_document("signature", {"id": f"SIG-{n}", "title": title, **fm}, body)
+    doc.revision = f"rev-sig-{n}"
+    return doc
+
+
+CORPUS = [
+    pm(1, "Relay outage after health check change",
+       "## Summary\nThe email relay stopped accepting connections when the health check "
+       "timed out.\n\n## Root cause and contributing factors\nRetries piled up: every client "
+       "retried at once and the connection pool was exhausted. We saw `ECONNRESET` and "
+       "`upstream connect error` in sns-inbound.\n\n## Timeline\n- 10:07 handshake timeout "
+       "alerts fired\n",
+       severity="SEV1", date="2021-06-01", services=["email-relay", "sns-inbound"],
+       tags=["retries", "email"], root_cause_category="config-change"),
+    pm(2, "Cron job nulled a foreign key",
+       "## Summary\nA weekly cron job ran `del group.customers` and the ORM set the foreign key "
+       "to NULL.\n\n## Root cause and contributing factors\nThe ORM collection `del` nulls the "
+       "foreign key instead of deleting rows.\n",
+       severity="SEV2", date="2022-09-15", services=["billing"], tags=["orm", "cron"],
+       root_cause_category="deploy"),
+    pm(3, "Pods OOMKilled during batch import",
+       "## Summary\nImporter pods were OOMKilled; blk_-1608999687919862906 was lost and "
+       "java.lang.NullPointerException appeared in the logs.\n\n## Impact\nThe byte 0x6C "
+       "showed up where a comma should have been.\n",
+       severity="SEV2", date="2023-01-20", services=["importer", "billing"],
+       tags=["memory", "batch"], root_cause_category="capacity", status="draft"),
+    pm(4, "Timestamp parsing broke in the timezone job",
+       "## Summary\nA timeout in the timing service; timestamps were wrong.\n",
+       severity="SEV4", date="2020-02-29", services=["scheduler"], tags=["time"],
+       root_cause_category="time"),
+    sig(1, "Bitflip: l instead of , in a 33-character hash list",
+        "## How to recognise it\nA comma is replaced by the letter l: one bit flipped in RAM.\n",
+        services=["sync"], tags=["bitflip", "hardware"],
+        patterns=[{"kind": "literal", "value": "0x6C"}],
+        examples=["hash list 33 characters: a1l b2"]),
+]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> WhooshIndex:
+    ix = WhooshIndex(tmp_path / "index")
+    ix.rebuild(CORPUS)
+    return ix
+
+
+def ids(result: s.SearchResult) -> list[str]:
+    return [h.id for h in result.hits]
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+def test_parse_words_phrases_filters_and_exclusions():
+    p = parse_query('health "handshake timeout" -staging service:Payments sev:SEV1 time* retires~')
+    assert [(c.kind, c.text) for c in p.clauses] == [
+        ("word", "health"), ("phrase", "handshake timeout"), ("prefix", "time"),
+        ("fuzzy", "retires")]
+    assert [c.text for c in p.excluded] == ["staging"]
+    assert p.filters == {"service": ["Payments"], "severity": ["SEV1"]}
+    assert p.messages == []
+
+
+@pytest.mark.parametrize("alias, name", [
+    ("service", "service"), ("services", "service"), ("severity", "severity"), ("sev", "severity"),
+    ("status", "status"), ("kind", "kind"), ("type", "kind"), ("year", "year"), ("tag", "tag"),
+    ("tags", "tag"), ("cause", "root_cause"), ("root_cause", "root_cause"), ("id", "id"),
+    ("CAUSE", "root_cause"), ("Service", "service"),
+])
+def test_filter_aliases_are_case_insensitive(alias, name):
+    assert parse_query(f"{alias}:x").filters == {name: ["x"]}
+
+
+def test_negated_and_quoted_filters():
+    p = parse_query('-service:search tag:"leap second" -"dry run"')
+    assert p.excluded_filters == {"service": ["search"]}
+    assert p.filters == {"tag": ["leap second"]}
+    assert [(c.kind, c.text) for c in p.excluded] == [("phrase", "dry run")]
+
+
+def test_or_groups_and_parentheses():
+    p = parse_query("(dns OR tls) expired")
+    group, word = p.clauses
+    assert group.kind == "group" and group.any and [c.text for c in group.items] == ["dns", "tls"]
+    assert word.text == "expired"
+    assert str(p) == "(dns OR tls) expired"
+    assert str(parse_query("a OR b OR c")) == "(a OR b OR c)"
+    # A call in a stack trace keeps its parentheses as part of the word.
+    assert [c.text for c in parse_query("Foo.bar(Foo.java:12)").clauses] == ["Foo.bar(Foo.java:12)"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('"unclosed phrase', "closing quote"),
+    ("(unbalanced", "closing parenthesis"),
+    ("unbalanced)", "unmatched"),
+    ("-", "lone"),
+    ("*", "lone"),
+    ("service:", "needs a value"),
+    ("severity:   ", "needs a value"),
+    ("colour:blue", "no field"),
+    ("a*", "too short"),
+    ("x OR", "OR"),
+    ("word " * 40, "first 32"),
+    ("x" * 10_000, "first 1,000 characters"),
+])
+def test_bad_input_is_repaired_with_a_message(text, message):
+    p = parse_query(text)
+    assert any(message in m for m in p.messages), p.messages
+
+
+def test_control_characters_and_invisible_characters_are_dropped():
+    p = parse_query("time\x00out\x1b[31m \u200bretry\ufeff\ud800")
+    assert [c.text for c in p.clauses] == ["time", "out", "[31m", "retry"]
+
+
+def test_unknown_field_is_searched_as_text():
+    p = parse_query("colour:blue")
+    assert [c.text for c in p.clauses] == ["colour:blue"]
+
+
+def test_naughty_strings_never_break_the_parser(naughty_strings):
+    for text in naughty_strings:
+        p = parse_query(text)
+        assert isinstance(p.text, str) and len(p.text) <= s.MAX_QUERY_CHARS
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis and fields
+
+
+def test_error_tokens_are_kept_whole():
+    text = ("ECONNRESET from sns-inbound at 0x6C: blk_-1608999687919862906 "
+            "java.lang.NullPointerException, l instead of , OOMKilled Foo.java:12)")
+    assert s.tokens(s.EXACT_ANALYZER, text) == [
+        "sns-inbound", "0x6c", "blk_-1608999687919862906", "java.lang.nullpointerexception",
+        "l", "foo.java:12"]
+    prose = s.tokens(s.PROSE_ANALYZER, "retries retrying ECONNRESET OOMKilled")
+    assert prose == ["retri", "retri", "econnreset", "oomkil"]
+
+
+def test_document_fields_store_sections_for_snippets():
+    fields = s.document_fields(CORPUS[0])
+    assert fields["id"] == "PM-1" and fields["kind"] == "postmortem"
+    assert fields["severity"] == "sev1" and fields["year"] == "2021" and fields["day"] == 20210601
+    assert fields["services"] == "email-relay,sns-inbound"
+    assert fields["root_cause"] == "config-change"
+    import json
+    import zlib
+
+    headings = [h for h, _ in json.loads(zlib.decompress(fields["text"]))]
+    assert headings == ["Summary", "Root cause and contributing factors", "Timeline"]
+
+
+def test_signature_patterns_and_examples_are_searchable(index):
+    assert ids(index.query("pattern:0x6C")) == ["SIG-1"]
+    hit = index.query("a1l").hits[0]
+    assert hit.id == "SIG-1" and hit.section == "Examples"
+
+
+# --------------------------------------------------------------------------------------------
+# Queries
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("ECONNRESET", "PM-1"),
+    ("econnreset", "PM-1"),
+    ("OOMKilled", "PM-3"),
+    ("blk_-1608999687919862906", "PM-3"),
+    ("0x6C", "SIG-1"),
+    ("NullPointerException", "PM-3"),
+    ("java.lang.NullPointerException", "PM-3"),
+    ("sns-inbound", "PM-1"),
+    ('"handshake timeout"', "PM-1"),
+    ('"upstream connect error"', "PM-1"),
+])
+def test_error_strings_are_found_as_typed(index, query, expected):
+    result = index.query(query)
+    assert ids(result)[0] == expected, (query, ids(result))
+
+
+def test_words_are_stemmed(index):
+    assert ids(index.query("retry"))[0] == "PM-1"  # the document says "retries", "retried"
+    assert ids(index.query("exhausting")) == ["PM-1"]
+
+
+def test_all_words_first_then_any(index):
+    result = index.query("relay connections")
+    assert result.mode == "all" and ids(result) == ["PM-1"]
+    result = index.query("relay cron")
+    assert result.mode == "any" and set(ids(result)) == {"PM-1", "PM-2"}
+    assert any("some of them" in m for m in result.messages)
+
+
+def test_phrase_needs_the_order(index):
+    assert ids(index.query('"handshake timeout"')) == ["PM-1"]
+    assert index.query('"timeout handshake"').total == 0
+
+
+def test_exclusion(index):
+    assert set(ids(index.query("summary"))) >= {"PM-1", "PM-2"}
+    assert "PM-2" not in ids(index.query("foreign -cron"))
+    assert ids(index.query("key -orm")) == []
+    assert set(ids(index.query("-cron"))) == {"PM-1", "PM-3", "PM-4", "SIG-1"}
+
+
+def test_prefix(index):
+    result = index.query("time*")
+    assert {"PM-1", "PM-4"} <= set(ids(result))
+    assert "<mark>timestamps</mark>" in " ".join(h.snippet for h in result.hits)
+    assert ids(index.query("blk_*")) == ["PM-3"]
+
+
+def test_typos_fuzzy_and_did_you_mean(index):
+    result = index.query("conection")
+    assert result.suggestion == "connection" and result.corrected
+    assert ids(result) == ["PM-1"]
+    assert index.suggest("relay conection") == "relay connection"
+    assert ids(index.query("exhaused~")) == ["PM-1"]
+    # A known word gets no suggestion.
+    assert index.query("relay").suggestion is None
+
+
+def test_document_id_comes_first(index):
+    assert ids(index.query("PM-2"))[:1] == ["PM-2"]
+    assert ids(index.query("sig-1")) == ["SIG-1"]
+
+
+def test_or_group(index):
+    assert set(ids(index.query("(cron OR bitflip) key"))) == {"PM-2"}
+    assert set(ids(index.query("cron OR bitflip"))) == {"PM-2", "SIG-1"}
+
+
+def test_field_search(index):
+    assert ids(index.query("title:timezone")) == ["PM-4"]
+    assert index.query("title:health").total == 1
+    assert index.query("title:ECONNRESET").total == 0
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("service:billing", {"PM-2", "PM-3"}),
+    ("service:BILLING", {"PM-2", "PM-3"}),
+    ("severity:SEV2", {"PM-2", "PM-3"}),
+    ("severity:sev1 severity:sev4", {"PM-1", "PM-4"}),
+    ("status:draft", {"PM-3"}),
+    ("kind:signature", {"SIG-1"}),
+    ("kind:pm", {"PM-1", "PM-2", "PM-3", "PM-4"}),
+    ("year:2022", {"PM-2"}),
+    ("tag:cron", {"PM-2"}),
+    ("tag:orm tag:cron", {"PM-2"}),
+    ("tag:orm tag:memory", set()),
+    ("cause:capacity", {"PM-3"}),
+    ("root_cause:time", {"PM-4"}),
+    ("id:pm-3", {"PM-3"}),
+    ("-service:billing kind:postmortem", {"PM-1", "PM-4"}),
+    ("summary service:billing", {"PM-2", "PM-3"}),
+    ("summary service:billing severity:sev2 year:2023", {"PM-3"}),
+])
+def test_every_filter(index, query, expected):
+    result = index.query(query)
+    assert set(ids(result)) == expected
+    assert result.total == len(expected)
+
+
+def test_filters_given_apart_from_the_text(index):
+    result = index.query("summary", filters={"service": ["billing"], "severity": ["SEV2"]})
+    assert set(ids(result)) == {"PM-2", "PM-3"}
+    assert result.filters == {"service": ["billing"], "severity": ["sev2"]}
+    assert set(ids(index.query("", kind="signature"))) == {"SIG-1"}
+    bad = index.query("summary", filters={"year": ["twenty"], "colour": ["red"]})
+    assert bad.total >= 2 and len(bad.messages) == 2
+
+
+def test_facets_count_every_field(index):
+    result = index.query("summary OR bitflip")
+    f = result.facets
+    assert dict(f["kind"]) == {"postmortem": 4, "signature": 1}
+    assert dict(f["severity"]) == {"SEV1": 1, "SEV2": 2, "SEV4": 1}
+    assert dict(f["status"]) == {"published": 3, "draft": 1, "active": 1}
+    assert dict(f["service"])["billing"] == 2
+    assert dict(f["tag"])["cron"] == 1
+    assert [y for y, _ in f["year"]] == ["2023", "2022", "2021", "2020"]
+    assert dict(f["root_cause"]) == {"capacity": 1, "config-change": 1, "deploy": 1, "time": 1}
+
+
+def test_facets_of_a_filtered_field_keep_their_other_values(index):
+    """Severity values combine with OR, so the other severities keep their counts."""
+    result = index.query("summary", filters={"severity": ["sev2"]})
+    assert result.total == 2
+    assert dict(result.facets["severity"]) == {"SEV1": 1, "SEV2": 2, "SEV4": 1}
+    assert dict(result.facets["service"]) == {"billing": 2, "importer": 1}  # within the results
+
+
+def test_sort_by_date_and_pages(index):
+    result = index.query("kind:postmortem", sort="date")
+    assert ids(result) == ["PM-3", "PM-2", "PM-1", "PM-4"]
+    assert all(h.score is None for h in result.hits)
+    page = index.query("kind:postmortem", sort="date", limit=2, offset=2)
+    assert ids(page) == ["PM-1", "PM-4"] and page.total == 4
+    assert index.query("summary", limit=10_000, offset=-5).limit == s.MAX_LIMIT
+
+
+def test_hits_name_the_section_and_highlight(index):
+    hit = index.query("pool exhausted").hits[0]
+    assert hit.id == "PM-1" and hit.section == "Root cause and contributing factors"
+    assert "<mark>pool</mark>" in hit.snippet and "<mark>exhausted</mark>" in hit.snippet
+    assert index.query("bitflip").hits[0].title_html.startswith("<mark>Bitflip</mark>")
+
+
+def test_highlighting_escapes_document_text(tmp_path):
+    ix = WhooshIndex(tmp_path / "index")
+    evil = pm(9, '<img src=x onerror=alert(1)> "quoted" & <b>bold</b>',
+              "## Summary\n<script>alert('xss')</script> exploit &amp; <mark>fake</mark> "
+              "exploit\n")
+    ix.index_document(evil)
+    hit = ix.query("exploit").hits[0]
+    assert "<script>" not in hit.snippet and "&lt;script&gt;" in hit.snippet
+    assert "<mark>fake</mark>" not in hit.snippet and "&lt;mark&gt;" in hit.snippet
+    assert hit.snippet.count("<mark>") == hit.snippet.count("</mark>") == 2
+    hit = ix.query("onerror").hits[0]
+    assert "<img" not in hit.title_html and "&lt;img" in hit.title_html
+    assert "&#34;quoted&#34; &amp; &lt;b&gt;bold&lt;/b&gt;" in hit.title_html
+
+
+def test_empty_queries(index):
+    assert index.query("").mode == "empty" and index.query("").total == 0
+    assert index.query("the").total == 0
+    assert any("too common" in m for m in index.query("the of").messages)
+
+
+def test_every_bad_input_answers(index, naughty_strings):
+    inputs = ['"', '"""', "(", ")", "((a", "a))", "-", "--", "*", "**", "~", "service:",
+              ":", "::", "a:b:c", "colour:red", "x" * 10_000, "\x00\x01\x02", "OR", "AND NOT",
+              "-(a b)", "(-a)", '-"', "title:", "id:nope", "year:20x2", "kind:nonsense"]
+    for text in inputs + naughty_strings:
+        result = index.query(text)
+        assert result.total >= len(result.hits) and result.mode != "unavailable"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing, concurrency, recovery
+
+
+def test_update_replaces_and_remove_deletes(index):
+    changed = pm(2, "Cron job nulled a foreign key", "## Summary\nNow about zeppelins.\n")
+    index.index_document(changed)
+    assert ids(index.query("zeppelins")) == ["PM-2"]
+    assert index.query("orm").total == 0  # PM-2 no longer says it
+    assert index.revisions()["PM-2"] == changed.revision
+    index.remove("PM-2")
+    assert index.query("zeppelins").total == 0 and "PM-2" not in index.revisions()
+    assert index.doc_count() == len(CORPUS) - 1
+
+
+def test_many_commits_never_duplicate_hits(tmp_path):
+    """Segments pile up (commits don't merge) and are merged later; hits stay unique."""
+    ix = WhooshIndex(tmp_path / "index")
+    for n in range(1, s.MAX_SEGMENTS + 6):
+        ix.index_document(pm(n, f"Outage number {n}", "## Summary\ncommon words here\n"))
+        ix.index_document(pm(1, "Outage number 1", f"## Summary\ncommon words, edit {n}\n"))
+        result = ix.query("common", limit=100)
+        assert len(ids(result)) == len(set(ids(result))) == n
+    assert ix.segment_count() <= s.MAX_SEGMENTS + 1
+
+
+def test_searchers_see_other_threads_writes(index):
+    seen = []
+
+    def search_in_thread():
+        index.query("zeppelin")  # this thread's searcher
+        index.index_document(pm(8, "Zeppelin incident", "## Summary\nzeppelin\n"))
+        seen.append(ids(index.query("zeppelin")))
+
+    index.query("zeppelin")  # this thread's searcher, opened before the write
+    t = threading.Thread(target=search_in_thread)
+    t.start()
+    t.join()
+    assert seen == [["PM-8"]]
+    assert ids(index.query("zeppelin")) == ["PM-8"]  # the old searcher was replaced
+
+
+def test_a_failed_write_releases_the_lock(index):
+    class Boom(Exception):
+        pass
+
+    def fail(writer):
+        writer.add_document(**s.document_fields(pm(7, "Half written", "")))
+        raise Boom
+
+    with pytest.raises(Boom):
+        index._write(fail)
+    index.lock_timeout = 1
+    index.index_document(pm(7, "Written after all", "## Summary\nafterwards\n"))
+    assert ids(index.query("afterwards")) == ["PM-7"]
+
+
+def test_a_held_lock_times_out_with_index_busy(index):
+    index.lock_timeout = 0.3
+    lock = index._storage().lock(f"{s.INDEX_NAME}_WRITELOCK")
+    assert lock.acquire()
+    try:
+        started = time.monotonic()
+        with pytest.raises(s.IndexBusy):
+            index.index_document(pm(7, "Blocked", ""))
+        assert time.monotonic() - started < 3
+    finally:
+        lock.release()
+    index.index_document(pm(7, "Unblocked", "## Summary\nunblocked\n"))
+    assert ids(index.query("unblocked")) == ["PM-7"]
+
+
+def test_concurrent_writers_in_threads(tmp_path):
+    ix = WhooshIndex(tmp_path / "index")
+    errors = []
+
+    def write(start):
+        try:
+            for n in range(start, start + 10):
+                ix.index_document(pm(n, f"Doc {n}", "## Summary\nshared word\n"))
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k * 100 + 1,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert ix.query("shared", limit=100).total == 30
+
+
+def test_parallel_rebuild_keeps_every_document(tmp_path, monkeypatch):
+    monkeypatch.setattr(s, "PARALLEL_MIN", 10)
+    ix = WhooshIndex(tmp_path / "index")
+    docs = [pm(n, f"Parallel {n}", f"## Summary\nword{n} common\n") for n in range(1, 61)]
+    assert ix.rebuild(iter(docs), total=len(docs)) == 60
+    assert ix.doc_count() == 60 and ix.query("common", limit=100).total == 60
+    assert ids(ix.query("word37")) == ["PM-37"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Whoosh leaks
+def test_unreadable_index_raises_index_unavailable(index):
+    for path in index.path.glob("*.seg"):
+        path.write_bytes(path.read_bytes()[:100])
+    index.close()
+    with pytest.raises(s.IndexUnavailable):
+        index.query("relay")
+    gc.collect()  # here, where the warning about Whoosh's unclosed file is ignored
+
+
+def test_old_schema_version_is_unavailable(index):
+    (index.path / ".wiki-schema-version").write_text("0\n")
+    index.close()
+    with pytest.raises(s.IndexUnavailable):
+        index.open()
+    index.reset()
+    assert index.doc_count() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# In sync with the wiki (through the app)
+
+
+def _search(app) -> Search:
+    return app.extensions["search"]
+
+
+def test_start_up_indexes_the_content(app):
+    result = _search(app).query("stampede")
+    assert ids(result) == ["SIG-1"]
+    assert _search(app).index.revisions().keys() == {"PM-1", "SIG-1"}
+
+
+def test_a_save_is_searchable_before_it_returns(app):
+    wiki = app.extensions["wiki"]
+    doc = wiki.create("postmortem", {"title": "Quasar outage", "severity": "SEV2"},
+                      "## Summary\nThe quasar cluster melted.\n")
+    assert ids(_search(app).query("quasar")) == [doc.id]
+    wiki.update(doc.id, {**doc.front_matter, "title": "Pulsar outage"},
+                "## Summary\nThe pulsar cluster melted.\n", doc.revision)
+    assert _search(app).query("quasar").total == 0
+    assert ids(_search(app).query("pulsar")) == [doc.id]
+    wiki.delete(doc.id)
+    assert _search(app).query("pulsar").total == 0
+
+
+def test_a_file_edited_on_disk_is_found_after_a_restart(content_dir, tmp_path):
+    make_app(content_dir, tmp_path / "data")
+    path = content_dir / "postmortems/PM-1-checkout-latency.md"
+    path.write_text(path.read_text("utf-8").replace("A cache flush", "A xylophone flush"),
+                    "utf-8")
+    write_doc(content_dir, "postmortems/PM-2-new.md", """\
+        ---
+        id: PM-2
+        title: Written while the app was down
+        ---
+        ## Summary
+        Marmalade everywhere.
+        """)
+    (content_dir / "signatures/SIG-1-cache-stampede.md").unlink()
+    app = make_app(content_dir, tmp_path / "data")
+    search = _search(app)
+    assert ids(search.query("xylophone")) == ["PM-1"]
+    assert ids(search.query("marmalade")) == ["PM-2"]
+    assert search.query("stampede").total == 0
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Whoosh leaks
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "empty dir", "old version"])
+def test_a_damaged_index_is_rebuilt_at_start_up(content_dir, tmp_path, damage, caplog):
+    data = tmp_path / "data"
+    make_app(content_dir, data)
+    index_dir = data / "index"
+    if damage == "delete":
+        shutil.rmtree(index_dir)
+    elif damage == "truncate":
+        for path in index_dir.iterdir():
+            if path.is_file() and path.name.startswith("_MAIN"):
+                path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+    elif damage == "garbage":
+        for path in index_dir.glob("_MAIN_*.toc"):
+            path.write_bytes(b"\x00garbage" * 10)
+    elif damage == "empty dir":
+        shutil.rmtree(index_dir)
+        index_dir.mkdir()
+    else:
+        (index_dir / ".wiki-schema-version").write_text("0\n")
+    with caplog.at_level("INFO", logger="wiki.search"):
+        app = make_app(content_dir, data)
+    assert ids(_search(app).query("stampede")) == ["SIG-1"]
+    assert any("search index" in r.getMessage() for r in caplog.records)
+    gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Whoosh leaks
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_damaged_index_is_rebuilt_while_running(app, damage):
+    search = _search(app)
+    assert search.query("stampede").total == 1
+    index_dir = search.index.path
+    if damage == "delete":
+        shutil.rmtree(index_dir)
+    else:
+        for path in index_dir.glob("*.seg"):
+            path.write_bytes(path.read_bytes()[:64])
+        search.index.close()
+    result = search.query("stampede")
+    assert ids(result) == ["SIG-1"]
+    gc.collect()
+
+
+def test_a_save_that_missed_the_index_is_caught_up(app, monkeypatch):
+    search = _search(app)
+    wiki = app.extensions["wiki"]
+
+    def broken(doc):
+        raise s.IndexBusy("locked")
+
+    monkeypatch.setattr(search.index, "index_document", broken)
+    doc = wiki.create("postmortem", {"title": "Missed by the index"}, "## Summary\nnebula\n")
+    monkeypatch.undo()
+    assert not search.reconciled
+    assert ids(search.query("nebula")) == [doc.id]  # reconciled before the query
+
+
+def test_start_up_survives_a_locked_index(content_dir, tmp_path, monkeypatch):
+    """Another process holds the index lock for longer than a save waits: the app starts,
+    and the index catches up on a later query."""
+    monkeypatch.setattr(s, "WRITE_LOCK_TIMEOUT", 0.2)
+    monkeypatch.setattr(s, "RECONCILE_RETRY", 0.0)
+    data = tmp_path / "data"
+    make_app(content_dir, data)
+    path = content_dir / "postmortems/PM-1-checkout-latency.md"
+    path.write_text(path.read_text("utf-8").replace("A cache flush", "A vortex flush"), "utf-8")
+    lock = WhooshIndex(data / "index")._storage().lock(f"{s.INDEX_NAME}_WRITELOCK")
+    assert lock.acquire()
+    try:
+        app = make_app(content_dir, data)
+        assert not _search(app).reconciled
+    finally:
+        lock.release()
+    assert ids(_search(app).query("vortex")) == ["PM-1"]
+
+
+def test_reindex(app):
+    search = _search(app)
+    assert search.reindex() == (0, 0)
+    assert search.reindex(full=True) == (2, 0)
+    assert search.index.doc_count() == 2
+
+
+def _save_in_another_process(content: str, data: str, word: str, count: int, queue) -> None:
+    try:
+        app = make_app(Path(content), Path(data))
+        wiki = app.extensions["wiki"]
+        made = [wiki.create("postmortem", {"title": f"{word} {n}"},
+                            f"## Summary\n{word} happened.\n").id for n in range(count)]
+        queue.put(("ok", made))
+    except Exception as exc:  # pragma: no cover - reported to the parent
+        queue.put(("error", repr(exc)))
+
+
+def test_two_processes_saving_at_once_are_both_searchable(content_dir, tmp_path):
+    data = tmp_path / "data"
+    make_app(content_dir, data)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_save_in_another_process,
+                         args=(str(content_dir), str(data), word, 4, queue))
+             for word in ("walrus", "narwhal")]
+    for p in procs:
+        p.start()
+    answers = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(status == "ok" for status, _ in answers), answers
+    made = {ident for _, idents in answers for ident in idents}
+    assert len(made) == 8
+    app = make_app(content_dir, data)
+    search = _search(app)
+    found = set(ids(search.query("walrus", limit=50))) | set(ids(search.query("narwhal", limit=50)))
+    assert found == made
+    assert search.index.revisions().keys() >= made
+
+
+# --------------------------------------------------------------------------------------------
+# Relevance on the demo content
+
+
+needs_demo = pytest.mark.skipif(not (DEMO_CONTENT / "signatures").is_dir(),
+                                reason="the demo content is not there")
+
+
+def _first(app, query: str) -> tuple[str, str]:
+    hit = _search(app).query(query).hits[0]
+    return hit.id, hit.title
+
+
+@needs_demo
+@pytest.mark.parametrize("query", ["bitflip", "comma one bit", "33 characters"])
+def test_demo_bitflip_signature_first(demo_app, query):
+    ident, title = _first(demo_app, query)
+    assert ident.startswith("SIG-") and "bitflip" in title.lower(), (query, ident, title)
+
+
+@needs_demo
+def test_demo_relay_outage(demo_app):
+    ident, title = _first(demo_app, "health check connections retries")
+    assert "relay" in title.lower(), (ident, title)
+
+
+@needs_demo
+def test_demo_orm_postmortem(demo_app):
+    ident, title = _first(demo_app, "foreign key null cron")
+    assert ident.startswith("PM-") and "foreign key" in title.lower(), (ident, title)
