@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from werkzeug.datastructures import MultiDict
 
+from tests.conftest import DEMO_CONTENT, MINIMAL_PM, MINIMAL_SIG
 from wiki import documents as d
 from wiki.editing import (
     EditorForm,
@@ -18,8 +19,6 @@ from wiki.editing import (
     merge_fields,
     offsets_for,
 )
-
-from tests.conftest import DEMO_CONTENT, MINIMAL_PM, MINIMAL_SIG
 
 
 def submitted(form: EditorForm) -> MultiDict:
@@ -114,7 +113,7 @@ def test_minimal_documents_show_their_fields():
 def test_date_times_take_the_offset_of_their_zone_select():
     pm = parse(MINIMAL_PM)
     fm, _ = round_trip(pm, started_at="2023-05-02T11:00", started_at_tz="+01:00")
-    assert fm["started_at"] == datetime(2023, 5, 2, 10, 0, tzinfo=timezone.utc)
+    assert fm["started_at"] == datetime(2023, 5, 2, 10, 0, tzinfo=UTC)
     assert fm["started_at"].utcoffset() == timedelta(hours=1)
     fm, _ = round_trip(pm, detected_at="2023-05-02T15:37", detected_at_tz="+05:30")
     assert fm["detected_at"].isoformat() == "2023-05-02T15:37:00+05:30"
@@ -344,7 +343,8 @@ def test_timeline_rows_from_the_form_and_new_lines_in_cells():
 
 
 def test_merge_fields_takes_each_sides_own_changes_and_reports_clashes():
-    base = {"id": "PM-1", "title": "A", "severity": "SEV2", "tags": ["x"], "updated": date(2023, 1, 1)}
+    base = {"id": "PM-1", "title": "A", "severity": "SEV2", "tags": ["x"],
+            "updated": date(2023, 1, 1)}
     mine = {"id": "PM-1", "title": "A, better", "severity": "SEV1", "tags": ["x"]}
     theirs = {"id": "PM-1", "title": "A", "severity": "SEV3", "tags": ["x", "y"],
               "updated": date(2023, 1, 2), "trigger": "deploy"}

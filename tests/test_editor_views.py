@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from tests.conftest import make_app
 from wiki import documents as d
+from wiki.store import NotFound
 
 # --------------------------------------------------------------------------------------------
 # A browser's view of a form
@@ -145,7 +146,7 @@ def test_new_signature_opens_an_unsaved_editor(client, wiki):
     assert response.headers["Location"].startswith("/new/signature?")
     html = html_of(client.get(response.headers["Location"]))
     assert 'value="Disk full"' in html and "Not saved yet" in html
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         wiki.get("SIG-2")
 
 
@@ -156,14 +157,15 @@ def test_signature_prefilled_from_the_matcher_is_created_only_when_saved(client,
     assert data.getlist("pat_value")[:2] == ["ERROR disk <path> full", "retry <num>"]
     assert data.getlist("pat_kind")[:2] == ["template", "template"]
     assert data.getlist("example")[0] == "ERROR disk /var full\nretry 3"
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         wiki.get("SIG-2")
 
     data["title"] = "Disk full on the log volume"
     response = client.post(url, data=data)
     assert response.status_code == 303, html_of(response)[:2000]
     doc = wiki.get("SIG-2")
-    assert doc.front_matter["patterns"][0] == {"kind": "template", "value": "ERROR disk <path> full"}
+    assert doc.front_matter["patterns"][0] == {"kind": "template",
+                                               "value": "ERROR disk <path> full"}
     assert doc.front_matter["examples"] == ["ERROR disk /var full\nretry 3"]
     assert "## How to recognise it" in doc.body
 
@@ -192,8 +194,9 @@ def test_editor_shows_every_field(client):
 
 
 def test_edit_link_on_the_document_page(client):
-    assert 'href="/postmortems/PM-1/edit"' in html_of(client.get("/postmortems/PM-1", follow_redirects=True))
-    assert 'href="/signatures/SIG-1/edit"' in html_of(client.get("/signatures/SIG-1", follow_redirects=True))
+    for page, edit in (("/postmortems/PM-1", "/postmortems/PM-1/edit"),
+                       ("/signatures/SIG-1", "/signatures/SIG-1/edit")):
+        assert f'href="{edit}"' in html_of(client.get(page, follow_redirects=True))
 
 
 def test_editor_of_an_unknown_document_is_404(client):

@@ -88,6 +88,8 @@ def test_whole_words_only(rules):
     ("- O'Brien neglected the runbook.", "O'Brien neglected"),
     ("McKenzie overlooked it; Jean-Luc forgot it.", "McKenzie overlooked"),
     ("McKenzie overlooked it; Jean-Luc forgot it.", "Jean-Luc forgot"),
+    ("**Bob** forgot it and _Zoë_ overlooked it.", "Bob** forgot"),
+    ("**Bob** forgot it and _Zoë_ overlooked it.", "Zoë_ overlooked"),
 ])
 def test_a_capitalised_name_before_a_person_verb(rules, text, phrase):
     assert ("name-as-subject", phrase) in found(text, rules)
@@ -118,6 +120,7 @@ def test_system_verbs_need_a_known_name(rules):
     "Redis failed over. Kubernetes deleted the pod. Checkout broke. Monitoring missed it.",
     "API overlooked the header. GitHub neglected the webhook. CI3 forgot the cache.",
     "Deploy forgot the flag. Terraform misconfigured the bucket.",
+    "See src/Bob forgot and ana_lima forgot and x.Bob forgot.",
     "The cache pushed stale data. Nginx ignored the header.",
 ])
 def test_sentence_openers_and_systems_are_not_people(rules, text):

@@ -252,6 +252,12 @@ def test_page_paste_over_the_limit_is_413_with_the_limit(content_dir, tmp_path):
     response = client.post("/seen", data={"text": "x" * 1001})
     assert response.status_code == 413
     assert "the limit is 1,000 bytes" in response.get_data(as_text=True)
+    import io
+
+    upload = {"text": "", "file": (io.BytesIO(b"y" * 2000), "big.log")}
+    response = client.post("/seen", data=upload, content_type="multipart/form-data")
+    assert response.status_code == 413
+    assert "The paste is too large; the limit is 1,000 bytes" in response.get_data(as_text=True)
 
 
 def test_page_uploaded_binary_file_is_decoded_with_replacement(client):

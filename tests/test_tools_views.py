@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import shutil
+import threading
 
 import pytest
-from conftest import make_app
+from conftest import DEMO_CONTENT, make_app
 from test_assets import WEBP_LOSSY, make_gif, make_jpeg, make_png
 
+from tests.browser.conftest import CHROMIUM_ARGS, LiveServer
+from wiki import create_app
 from wiki.views import tools
 
 
@@ -100,6 +105,20 @@ def test_hints_file_setting(content_dir, tmp_path):
     response = client.post("/api/v1/hints", json={"text": "x"})
     assert response.status_code == 500
     assert "hints file is broken" in response.get_json()["error"]
+
+
+def test_the_hints_partial_for_the_no_js_preview(app):
+    from flask import render_template
+
+    from wiki.hints import find_hints
+
+    with app.test_request_context():
+        html = render_template("tools/_hints.html",
+                               hints=find_hints("**Bob** forgot. It was <i>human error</i>."))
+        assert render_template("tools/_hints.html", hints=[]).strip() == ""
+    assert "2 writing hints" in html
+    assert '<span class="hint__phrase">human error</span>' in html
+    assert "line 1" in html and "<i>" not in html
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,6 +350,34 @@ def test_uploaded_markdown_renders_as_an_image(client):
 
 
 # --------------------------------------------------------------------------------------------
+# /tools/image (no JavaScript)
+
+
+def test_image_page_uploads_and_shows_the_markdown(client, content_dir):
+    assert 'type="file"' in client.get("/tools/image").get_data(as_text=True)
+    response = client.post("/tools/image", content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(make_png()), "<b>graph<b>.png")})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    markdown = re.search(r'<textarea id="img-markdown"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    assert re.fullmatch(r"!\[b graph b\]\(/assets/\d{4}/\d{2}/b-graph-b-[0-9a-f]{8}\.png\)",
+                        markdown)
+    assert "<b>" not in page
+    assert len(list((content_dir / "assets").rglob("*.png"))) == 1
+
+
+@pytest.mark.parametrize("data, status, message", [
+    ({"file": (io.BytesIO(b"<script>alert(1)</script>"), "x.png")}, 415, "not a PNG"),
+    ({}, 400, "Choose an image file"),
+])
+def test_image_page_errors(client, data, status, message):
+    response = client.post("/tools/image", content_type="multipart/form-data", data=data)
+    assert response.status_code == status
+    page = response.get_data(as_text=True)
+    assert message in page and "<script>alert" not in page
+
+
+# --------------------------------------------------------------------------------------------
 # CSRF: /api/ is exempt from the app-wide check, but a cross-site form can post multipart
 
 
@@ -365,6 +412,15 @@ def test_raw_uploads_and_json_apis_need_no_token(csrf_client):
     assert csrf_client.post("/api/v1/timeline/parse", json={"text": "x"}).status_code == 200
 
 
+def test_the_image_form_needs_the_token(csrf_client):
+    def post(extra):
+        return csrf_client.post("/tools/image", content_type="multipart/form-data",
+                                data={"file": (io.BytesIO(make_png()), "g.png"), **extra})
+
+    assert post({}).status_code == 400
+    assert post({"csrf_token": _token(csrf_client)}).status_code == 200
+
+
 def test_the_timeline_form_carries_the_token(csrf_client):
     assert csrf_client.post("/tools/timeline", data={"text": "14:02 a: b"}).status_code == 400
     token = _token(csrf_client)
@@ -375,16 +431,8 @@ def test_the_timeline_form_carries_the_token(csrf_client):
 # --------------------------------------------------------------------------------------------
 # In a real browser: the three plug-ins on the editor page (CSRF on, as in production)
 
-from tests.browser.conftest import LiveServer, browser  # noqa: E402, F401 - fixture reused
-
-
 @pytest.fixture
 def live_tools(tmp_path):
-    import shutil
-
-    from tests.conftest import DEMO_CONTENT
-    from wiki import create_app
-
     content = tmp_path / "content"
     shutil.copytree(DEMO_CONTENT, content)
     app = with_tools(create_app({"CONTENT_DIR": content, "DATA_DIR": tmp_path / "data",
@@ -393,8 +441,48 @@ def live_tools(tmp_path):
         yield server
 
 
+def in_browser(scenario) -> None:
+    """Run ``scenario(browser)`` in a headless Chromium of its own, in a thread of its own: the
+    browser tests' session-wide Playwright may be running in this thread already, and the sync
+    API allows one per thread. Skipped without Chromium unless WIKI_REQUIRE_BROWSER=1."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    required = os.environ.get("WIKI_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if not executable or sync_playwright is None:
+        why = "no chromium on PATH" if not executable else "Playwright is not installed"
+        if required:
+            pytest.fail(f"WIKI_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+    failure: list[BaseException] = []
+
+    def run():
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+                try:
+                    scenario(browser)
+                finally:
+                    browser.close()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the browser scenario did not finish in 5 minutes"
+    if failure:
+        raise failure[0]
+
+
 @pytest.mark.browser
-def test_the_plugins_in_the_editor(live_tools, browser, tmp_path):  # noqa: F811
+def test_the_plugins_in_the_editor(live_tools, tmp_path):
+    in_browser(lambda browser: _plugins_scenario(browser, live_tools, tmp_path))
+
+
+def _plugins_scenario(browser, live_tools, tmp_path):
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, timezone_id="UTC")
     context.set_default_timeout(15_000)
     page = context.new_page()

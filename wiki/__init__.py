@@ -27,6 +27,7 @@ def create_app(config: dict | None = None) -> Flask:
     from .views import api, editor, pages
     from .views import history as history_views
     from .views import search as search_views
+    from .views import tools as tools_views
 
     app_state.init_app(app)
     search.init_app(app)
@@ -40,5 +41,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(history_views.bp)
     app.register_blueprint(editor.bp)
+    app.register_blueprint(tools_views.bp)
     app_state.start(app)
     return app

@@ -54,6 +54,11 @@ SETTINGS: tuple[Setting, ...] = (
             "else the data dir), `git`, or `files` (always the data dir)."),
     Setting("WIKI_GIT_AUTHOR", "GIT_AUTHOR", "Postmortem Wiki <wiki@localhost>",
             "Author of revisions when nobody is signed in, and committer of the wiki's commits."),
+    Setting("WIKI_HINTS_FILE", "HINTS_FILE", None,
+            "YAML file of blameless writing hints (phrases that blame people, a suggestion for "
+            "each). Default: the bundled `wiki/data/blameless.yml`; copy it to start your own."),
+    Setting("WIKI_MAX_UPLOAD_BYTES", "MAX_UPLOAD_BYTES", "5242880",
+            "Largest image the editor accepts (PNG, JPEG, GIF or WebP; SVG is refused)."),
     Setting("WIKI_BASE_URL", "BASE_URL", "",
             "Public URL of the wiki (e.g. `https://wiki.example.com`), used in links sent to chat. "
             "Default: taken from each request."),
@@ -99,6 +104,7 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     config["ROOT_CAUSE_CATEGORIES"] = _listify(config["ROOT_CAUSE_CATEGORIES"])
     config["DETECTION_METHODS"] = _listify(config["DETECTION_METHODS"])
     config["MAX_FILE_BYTES"] = int(config["MAX_FILE_BYTES"])
+    config["MAX_UPLOAD_BYTES"] = int(config["MAX_UPLOAD_BYTES"])
     config["BASE_URL"] = str(config["BASE_URL"] or "").rstrip("/")
     config.update(overrides)  # anything else (e.g. TESTING) passes through untouched
     return config

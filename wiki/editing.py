@@ -278,8 +278,9 @@ def extract_timeline(body: str) -> tuple[str, Timeline]:
 
 def timeline_table(rows: list[tuple[str, str]], header: tuple[str, str] = TIMELINE_HEADER
                    ) -> list[str]:
-    head = [_cell_text(header[0]) or TIMELINE_HEADER[0], _cell_text(header[1]) or TIMELINE_HEADER[1]]
-    out = [f"| {head[0]} | {head[1]} |", "|---|---|"]
+    time_head = _cell_text(header[0]) or TIMELINE_HEADER[0]
+    event_head = _cell_text(header[1]) or TIMELINE_HEADER[1]
+    out = [f"| {time_head} | {event_head} |", "|---|---|"]
     out += [f"| {_cell_text(time)} | {_cell_text(event)} |" for time, event in rows]
     return out
 
@@ -472,10 +473,9 @@ class EditorForm:
 
         try:
             d.validate(self.kind, {**fm, "id": fm.get("id") or f"{self.kind.prefix}-1"}, vocab)
-        except d.DocumentError as exc:
-            seen = {(e.field, e.message) for e in errors}
-            errors += [e for e in exc.errors if (e.field, e.message) not in seen
-                       and e.field not in {err.field for err in errors}]
+        except d.DocumentError as exc:  # one message per input: the form's own goes first
+            reported = {e.field for e in errors}
+            errors += [e for e in exc.errors if e.field not in reported]
         if errors:
             raise d.DocumentError(errors)
         return fm, self.full_body()
@@ -501,9 +501,8 @@ class EditorForm:
             return _split_list(name, text)
         if name in DATES:
             return text.strip() or None
-        if name in ("title", "slug", "severity", "status", "match", "root_cause_category",
-                    "detection", "incident_commander", "trigger"):
-            return " ".join(text.split()) if name == "title" else text.strip()
+        if name == "title":
+            return " ".join(text.split())
         return text.strip()
 
     def _row_value(self, name: str) -> list:
@@ -559,10 +558,10 @@ class EditorForm:
         known = set(d.FIELDS[self.kind.name]) | set(MANAGED)
         clash = [k for k in loaded if k in known]
         if clash:
-            errors.append(d.FieldError(
-                "extra_yaml", f"{', '.join(clash)} {'has its' if len(clash) == 1 else 'have their'}"
-                f" own input{'' if len(clash) == 1 else 's'} (or {'is' if len(clash) == 1 else 'are'}"
-                f" set by the wiki); remove {'it' if len(clash) == 1 else 'them'} from Other fields"))
+            many = len(clash) > 1
+            errors.append(d.FieldError("extra_yaml", (
+                f"{', '.join(clash)}: {'these fields have' if many else 'this field has'} an "
+                "input of its own or is set by the wiki; remove it from Other fields")))
             return {k: v for k, v in loaded.items() if k not in known}
         return loaded
 

@@ -460,8 +460,8 @@ def _word_before(lowered: str, start: int) -> str:
 
 
 def _word_before_verb(text: str, end: int) -> tuple[int, str] | None:
-    """The word (a possible name, maybe ``@``-prefixed) before ``end``, separated from it by
-    spaces and at most one line break: ``(start, word)``, or ``None``."""
+    """The word (a possible name, maybe ``@``-prefixed or in Markdown emphasis) before ``end``,
+    separated from it by spaces and at most one line break: ``(start, word)``, or ``None``."""
     j = end
     while j > 0 and text[j - 1] in " \t":
         j -= 1
@@ -471,10 +471,12 @@ def _word_before_verb(text: str, end: int) -> tuple[int, str] | None:
             j -= 1
     if j == end:
         return None
+    while j > 0 and text[j - 1] in _EMPHASIS:
+        j -= 1  # "**Ana** forgot"
     k = j
     while k > 0:
         ch = text[k - 1]
-        if ch.isalnum() or ch == "_" or unicodedata.combining(ch):
+        if ch.isalnum() or unicodedata.combining(ch):
             k -= 1
         elif ch in "'’.-" and k < j and text[k].isalpha() and k > 1 and text[k - 2].isalnum():
             k -= 1  # inner punctuation: O'Brien, Jean-Luc, ana.lima
@@ -484,9 +486,16 @@ def _word_before_verb(text: str, end: int) -> tuple[int, str] | None:
         return None
     if k > 0 and text[k - 1] == "@":
         k -= 1
-    if k > 0 and (text[k - 1].isalnum() or text[k - 1] in "_@'’.-"):
+    before = k
+    while before > 0 and text[before - 1] in _EMPHASIS:
+        before -= 1
+    if before > 0 and (text[before - 1].isalnum() or text[before - 1] in "_@'’.-/\\"):
         return None  # glued to something else: a path, an address, a possessive
     return k, text[k:j]
+
+
+#: Markdown emphasis around a name: ``**Ana**``, ``_Ana_``, ``~~Ana~~``.
+_EMPHASIS = "*_~"
 
 
 def _is_person(word: str, person_verb: bool, known: frozenset[str],

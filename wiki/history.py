@@ -544,6 +544,22 @@ class History:
         # never had (its revisions are in the data dir, and so goes the removal).
         return commit is not None or data is not None
 
+    def record_asset(self, rel: str, data: bytes, author: str | None = None) -> None:
+        """Commit a newly uploaded asset (git mode; in files mode the file itself is the record,
+        as assets never change in place). Never raises."""
+        if self.git is None:
+            return
+        try:
+            if self.git.is_ignored(rel):
+                return
+            who = format_author(author, self.default_author)
+            with file_lock(self.git_lock):
+                self.git.commit_files({rel: data}, split_author(who),
+                                      split_author(self.default_author), f"Add {rel}",
+                                      self.wiki.data_dir / "tmp")
+        except Exception:
+            log.exception("history: could not commit the asset %s", rel)
+
     def _ids_file(self) -> dict[str, bytes]:
         """The id counters, committed along with each save so that ids stay never-reused in
         every clone (unless the repository ignores the file)."""

@@ -1617,6 +1617,9 @@ class Search:
         self.index = index
         self.wiki = wiki
         self.reconciled = False
+        #: ``progress(n, total)`` for the indexing that syncs cause (``wiki reindex`` sets it
+        #: to draw a progress bar)
+        self.progress: Callable[[int, int], None] | None = None
         self._retry_after = 0.0  #: after a failed reconcile, queries wait this long to retry
         self._lock = threading.Lock()
 
@@ -1636,14 +1639,15 @@ class Search:
         self.wiki = wiki
         try:
             if full:
-                count = self.index.rebuild(report.changed, total=len(report.changed))
+                count = self.index.rebuild(report.changed, self.progress,
+                                           total=len(report.changed))
                 log.info("search index rebuilt with %d documents", count)
                 self.reconciled = True
                 return
             if report.removed:
                 self.index.remove_many(report.removed)
             if report.changed:
-                self.index.index_documents(report.changed)
+                self.index.index_documents(report.changed, self.progress)
         except IndexUnavailable:
             self.recover()
             return
@@ -1690,7 +1694,7 @@ class Search:
         if not self._lock.acquire(blocking=wait):
             return 0, 0
         try:
-            return self._reconcile(progress)
+            return self._reconcile(progress or self.progress)
         except Exception:
             self._retry_after = time.monotonic() + RECONCILE_RETRY
             raise

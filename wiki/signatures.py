@@ -49,9 +49,9 @@ __all__ = [
     "CompiledPattern", "CompiledSignature", "Evidence", "Frame", "MatchResult", "Paste",
     "PatternError", "PLACEHOLDERS", "SignatureIndex", "SignatureMatch", "StackTrace",
     "breadth_warnings", "check_examples", "compile_pattern", "compile_signature",
-    "compile_template", "decode_paste", "document_texts", "error_tokens", "load_background",
-    "match_signature", "normalise_line", "parse_stack_traces", "pattern_errors", "strip_ansi",
-    "strip_prefix", "template_from_lines",
+    "compile_template", "decode_paste", "document_texts", "error_tokens", "find_exceptions",
+    "load_background", "match_signature", "normalise_line", "normalise_text",
+    "parse_stack_traces", "pattern_errors", "strip_ansi", "strip_prefix", "template_from_lines",
 ]
 
 #: Lines longer than this are cut before normalising (matching always sees the whole line).
@@ -342,10 +342,8 @@ _REL_PATH_OK_RE = re.compile(r"(?:/.*/|\.[A-Za-z][A-Za-z0-9]{0,9}$)")
 
 
 def _replace_value(m: re.Match) -> str:
-    kind = m.lastgroup
+    kind = m.lastgroup  # the outer group: "url", never its inner "urlpath"
     text = m.group(0)
-    if kind == "urlpath":  # pragma: no cover - the url group always wins
-        kind = "url"
     if kind == "url":
         path = m.group("urlpath")
         return text[: len(text) - len(path)] + "<path>" if path and path != "/" else text

@@ -264,6 +264,15 @@
 
   function renderPreview() {
     var seq = ++previewSeq;
+    if (maxBytes && body.value.length > maxBytes / 4 && byteLength(body.value) > maxBytes) {
+      preview.innerHTML = "";
+      var note = document.createElement("p");
+      note.className = "preview__empty";
+      note.textContent = "The text is over " + maxBytes.toLocaleString() + " bytes, too long to "
+        + "preview or save.";
+      preview.appendChild(note);
+      return Promise.resolve();
+    }
     var data = new FormData(form);
     data.set("action", "preview");
     if (previewStatus) previewStatus.textContent = "updating…";
@@ -463,10 +472,11 @@
     var submitter = event.submitter;
     var action = submitter ? submitter.value : "save";
     if (action && action.indexOf("add-") === 0) return;
-    if (maxBytes && byteLength(body.value) > maxBytes) {
+    var size = maxBytes && body.value.length > maxBytes / 4 ? byteLength(body.value) : 0;
+    if (size > maxBytes) {
       event.preventDefault();
       saveDraft();
-      showBodyError("The text is " + byteLength(body.value).toLocaleString() + " bytes; a document "
+      showBodyError("The text is " + size.toLocaleString() + " bytes; a document "
         + "can be at most " + maxBytes.toLocaleString() + " bytes. Nothing was sent. Your text is "
         + "kept as a draft in this browser: shorten it, or link big logs instead of pasting them.");
       return;

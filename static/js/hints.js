@@ -19,6 +19,9 @@
   var editor = window.WikiEditor || null;
   var endpoint = box.getAttribute("data-hints-url") || "/api/v1/hints";
   var DELAY = 400;
+  /* Past the size a document may have, the save will be refused anyway: send nothing. */
+  var editorForm = body.form || document.getElementById("editor-form");
+  var MAX_CHARS = parseInt(editorForm && editorForm.getAttribute("data-max-bytes"), 10) || 2000000;
   var MAX_SHOWN = 100;
   var timer = null;
   var sequence = 0;
@@ -91,7 +94,7 @@
       inFlight.abort();
     }
     inFlight = window.AbortController ? new AbortController() : null;
-    if (!text.trim()) {
+    if (!text.trim() || text.length > MAX_CHARS) {
       render(text, []);
       return;
     }

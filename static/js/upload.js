@@ -92,8 +92,7 @@
     var end = body.selectionEnd;
     var shift = text.length - placeholder.length;
     body.value = value.slice(0, at) + text + value.slice(at + placeholder.length);
-    var focused = document.activeElement === body;
-    if (focused || start) {
+    if (document.activeElement === body) {
       body.selectionStart = start > at ? Math.max(at, start + shift) : start;
       body.selectionEnd = end > at ? Math.max(at, end + shift) : end;
     }

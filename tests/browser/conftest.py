@@ -93,11 +93,12 @@ def screenshot():
     """``screenshot(page, "editor.png")`` saves a full-page picture when WIKI_SCREENSHOTS=1."""
 
     def take(page, name: str, **kwargs):
-        if os.environ.get("WIKI_SCREENSHOTS") != "1":
+        if not take.wanted:
             return None
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / name
         page.screenshot(path=str(path), **kwargs)
         return path
 
+    take.wanted = os.environ.get("WIKI_SCREENSHOTS") == "1"
     return take

@@ -107,7 +107,8 @@ def _preview_html(body: str):
     return render_markdown(body, resolver_from(rows, document_url)).html
 
 
-def _field_errors(errors: list[d.FieldError], kind: d.Kind) -> tuple[dict[str, list[str]], list[str]]:
+def _field_errors(errors: list[d.FieldError], kind: d.Kind
+                  ) -> tuple[dict[str, list[str]], list[str]]:
     """Errors by input name, and those that belong to no input (shown at the top)."""
     shown = {*INPUTS[kind.name], *ROW_FIELDS[kind.name], "body", "extra_yaml", "timeline",
              "base_revision"}

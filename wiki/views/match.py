@@ -75,10 +75,10 @@ class PasteProblem(Exception):
         super().__init__(message)
 
 
-def _too_large(size: int, limit: int) -> PasteProblem:
-    return PasteProblem(413, f"The paste is {size:,} bytes; the limit is {limit:,} bytes "
-                             f"({limit / 1024 / 1024:.3g} MB, MATCH_MAX_BYTES). Paste the part "
-                             f"around the error instead.")
+def _too_large(limit: int, size: int | None = None) -> PasteProblem:
+    what = f"The paste is {size:,} bytes" if size is not None else "The paste is too large"
+    return PasteProblem(413, f"{what}; the limit is {limit:,} bytes ({limit / 1024 / 1024:.3g} "
+                             f"MB, MATCH_MAX_BYTES). Paste the part around the error instead.")
 
 
 def _check_request_size() -> None:
@@ -86,14 +86,14 @@ def _check_request_size() -> None:
     paste's size, so the exact check is on the decoded text)."""
     limit = max_bytes()
     if request.content_length is not None and request.content_length > 2 * limit + 65536:
-        raise _too_large(request.content_length, limit)
+        raise _too_large(limit)
 
 
 def _checked(text: str) -> str:
     text = sig.decode_paste(text)
     size = len(text.encode("utf-8"))
     if size > max_bytes():
-        raise _too_large(size, max_bytes())
+        raise _too_large(max_bytes(), size)
     if not text.strip():
         raise PasteProblem(400, "The paste is empty: paste log lines, an error message or a "
                                 "stack trace to match.")
@@ -129,7 +129,7 @@ def read_form_paste() -> str:
     if upload is not None and upload.filename:
         data = upload.stream.read(max_bytes() + 1)
         if len(data) > max_bytes():
-            raise _too_large(upload.content_length or len(data), max_bytes())
+            raise _too_large(max_bytes())
         if data.strip():
             return _checked(sig.decode_paste(data))
     return _checked(request.form.get("text", ""))

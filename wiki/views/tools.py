@@ -10,6 +10,7 @@
   :func:`_read_upload`), or as the raw body with an ``X-Filename`` header (URL-encoded) →
   ``201 {"url", "markdown", "path", …}``; 413 over ``WIKI_MAX_UPLOAD_BYTES``, 415 for anything
   but PNG, JPEG, GIF or WebP.
+* ``GET/POST /tools/image`` — the same without JavaScript: upload, get the Markdown to copy.
 * ``GET /assets/<path>`` — files under ``content/assets/``, with ``nosniff`` and a restrictive
   Content-Security-Policy.
 
@@ -223,6 +224,32 @@ def _record_in_history(asset: assets.Asset, data: bytes) -> None:
         record(asset.rel_path, data)
     except Exception:  # noqa: BLE001 - the file is stored; history is a bonus here
         log.exception("history: could not record the asset %s", asset.rel_path)
+
+
+@bp.route("/tools/image", methods=["GET", "POST"])
+def image_page():
+    """Upload an image and get the Markdown that shows it (works without JavaScript)."""
+    context: dict = {"asset": None, "error": None, "max_bytes": max_upload_bytes()}
+    status = 200
+    if request.method == "POST":
+        limit = max_upload_bytes()
+        try:
+            if request.content_length is not None and request.content_length > limit + 65536:
+                raise WikiError(413, assets.too_large_message(request.content_length, limit))
+            upload = request.files.get("file")
+            if upload is None or not upload.filename:
+                raise WikiError(400, "Choose an image file to upload.")
+            data = upload.stream.read(limit + 1)
+            try:
+                asset = assets.save_upload(current_app.config["CONTENT_DIR"], upload.filename,
+                                           data, limit)
+            except assets.AssetError as exc:
+                raise WikiError(exc.status, exc.message) from None
+            _record_in_history(asset, data)
+            context["asset"] = asset
+        except WikiError as exc:
+            context["error"], status = exc.description, exc.code
+    return render_template("tools/image.html", **context), status
 
 
 @bp.get("/assets/<path:path>")
