@@ -60,7 +60,8 @@ CORPUS = [
        severity="SEV4", date="2020-02-29", services=["scheduler"], tags=["time"],
        root_cause_category="time"),
     sig(1, "Bitflip: l instead of , in a 33-character hash list",
-        "## How to recognise it\nA comma is replaced by the letter l: one bit flipped in RAM.\n",
+        "## How to recognise it\nA comma is replaced by the letter l on a line: one bit "
+        "flipped in RAM.\n",
         services=["sync"], tags=["bitflip", "hardware"],
         patterns=[{"kind": "literal", "value": "0x6C"}],
         examples=["hash list 33 characters: a1l b2"]),
@@ -337,6 +338,12 @@ def test_hits_name_the_section_and_highlight(index):
     assert index.query("bitflip").hits[0].title_html.startswith("<mark>Bitflip</mark>")
 
 
+def test_stop_words_are_not_highlighted(index):
+    # "one" stems to "on", a stop word that is not indexed and must not be marked either
+    hit = index.query("bit one").hits[0]
+    assert "<mark>one</mark>" in hit.snippet and " on a line" in hit.snippet
+
+
 def test_highlighting_escapes_document_text(tmp_path):
     ix = WhooshIndex(tmp_path / "index")
     evil = pm(9, '<img src=x onerror=alert(1)> "quoted" & <b>bold</b>',
@@ -470,7 +477,7 @@ def test_parallel_rebuild_keeps_every_document(tmp_path, monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Whoosh leaks
 def test_unreadable_index_raises_index_unavailable(index):
-    for path in index.path.glob("*.seg"):
+    for path in index.path.glob("MAIN_*"):  # every file of every segment
         path.write_bytes(path.read_bytes()[:100])
     index.close()
     with pytest.raises(s.IndexUnavailable):
@@ -571,7 +578,7 @@ def test_a_damaged_index_is_rebuilt_while_running(app, damage):
     if damage == "delete":
         shutil.rmtree(index_dir)
     else:
-        for path in index_dir.glob("*.seg"):
+        for path in index_dir.glob("MAIN_*"):
             path.write_bytes(path.read_bytes()[:64])
         search.index.close()
     result = search.query("stampede")

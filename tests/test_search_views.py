@@ -235,6 +235,9 @@ def test_zero_results_page_helps(rich):
     assert 'href="/search/help"' in html and "Tips" in html
     html = page(rich, "/search?q=conections")
     assert "Showing results for" in html and 'href="/search?q=connections"' in html
+    # Only known parameters are carried over to the suggestion's link.
+    html = page(rich, "/search?q=conections&_scheme=javascript&_external=1&tag=x&endpoint=y")
+    assert 'href="/search?q=connections&amp;tag=x"' in html
 
 
 def test_messages_about_repaired_queries_are_shown(rich):

@@ -26,12 +26,14 @@ def create_app(config: dict | None = None) -> Flask:
     from . import app_state, cli, errors, history, render, search, security
     from .views import api, editor, pages
     from .views import history as history_views
+    from .views import match as match_views
     from .views import search as search_views
     from .views import tools as tools_views
 
     app_state.init_app(app)
     search.init_app(app)
     history.init_app(app)
+    match_views.init_app(app)
     render.init_app(app)
     errors.init_app(app)
     security.init_app(app)
@@ -41,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(history_views.bp)
     app.register_blueprint(editor.bp)
+    app.register_blueprint(match_views.bp)
     app.register_blueprint(tools_views.bp)
     app_state.start(app)
     return app

@@ -129,7 +129,7 @@ def main() -> None:
 
 def init_app(app: Flask) -> None:
     """Also offer the commands as ``flask --app wiki <command>`` (and on ``app.cli``)."""
-    for command in (serve, reindex, check, import_command, new):
+    for command in (serve, reindex, check, import_command, new, match_command):
         app.cli.add_command(command)
 
 
@@ -303,8 +303,28 @@ def check_links(content: Content) -> Iterator[Finding]:
                               "body" if in_body else field_name, "warning")
 
 
+def check_signatures(content: Content) -> Iterator[Finding]:
+    """Signatures whose examples do not match them (or whose not_examples do): errors; too broad
+    ones (matching ordinary log lines or unrelated documents, no literal anchor): warnings."""
+    from . import signatures
+
+    texts = list(signatures.document_texts(content.documents))
+    for doc in content.documents:
+        if doc.kind is not d.SIGNATURE:
+            continue
+        for problem in signatures.check_examples(doc):
+            name, _, message = problem.partition(": ")
+            if name not in ("patterns", "not"):  # "example 2 does not match: …"
+                name = "not_examples" if problem.startswith("not_example") else "examples"
+                message = problem
+            yield Finding(doc.path, message, content.line_of(doc.path, rf"^{name}\s*:"), name)
+        for warning in signatures.breadth_warnings(doc, wiki_texts=texts):
+            yield Finding(doc.path, warning, content.line_of(doc.path, r"^patterns\s*:"),
+                          "patterns", "warning")
+
+
 #: Every check ``wiki check`` runs, in order. Add new ones here.
-CHECKS: list[Check] = [check_files, check_duplicate_ids, check_links]
+CHECKS: list[Check] = [check_files, check_duplicate_ids, check_links, check_signatures]
 
 
 def run_checks(store: Store, checks: Iterable[Check] = CHECKS) -> tuple[Content, list[Finding]]:
@@ -317,13 +337,14 @@ def run_checks(store: Store, checks: Iterable[Check] = CHECKS) -> tuple[Content,
 @cli.command()
 @click.option("--strict", is_flag=True, help="Fail on warnings (e.g. broken links) too.")
 def check(strict: bool) -> None:
-    """Check content/ for broken files, duplicate ids and broken links.
+    """Check content/ for broken files, ids, links and signature examples.
 
     Lists every problem as path:line: field: message. Reads content/ directly: no database,
     and the data folder may be read-only. Reports files that cannot be read or do not
-    validate, duplicate ids, and links (related, signatures, incidents, [[ids]] in the text)
-    to ids that no document has; those are warnings. Exits with status 1 when there is an
-    error (or, with --strict, a warning), else 0.
+    validate, duplicate ids, signatures whose examples do not match them (or whose
+    not_examples do), and, as warnings, links (related, signatures, incidents, [[ids]] in the
+    text) to ids that no document has and signatures that look too broad. Exits with status 1
+    when there is an error (or, with --strict, a warning), else 0.
     """
     settings = get_settings()
     root = Path(settings["CONTENT_DIR"])
@@ -341,6 +362,50 @@ def check(strict: bool) -> None:
     else:
         click.echo(f"No problems in {files} under {_display(root)}.", err=True)
     if errors or (strict and warnings):
+        raise SystemExit(1)
+
+
+# --------------------------------------------------------------------------------------------
+# match
+
+
+@cli.command("match")
+@click.argument("file", type=click.File("rb"), metavar="FILE|-")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON, as POST /api/v1/match answers, instead of a table.")
+def match_command(file, as_json: bool) -> None:
+    """Which known bug signatures a log, error message or stack trace shows.
+
+    Reads FILE (- for standard input) and tries every active signature on it. Prints the
+    confirmed matches, then the partial ones (some but not all of their patterns found), each
+    with the lines that matched and the pattern they matched. Exits with status 1 when no
+    signature is confirmed, so scripts can use it like grep.
+    """
+    import json
+
+    from .views import document_url
+
+    app = get_app()
+    app.extensions["wiki"].sync()
+    result = app.extensions["signatures"].match(file.read())
+    base_url = app.config.get("BASE_URL") or None
+    with app.test_request_context(base_url=base_url):
+        urls = {m.id: document_url(m, _external=bool(base_url)) for m in result.matches}
+    if as_json:
+        click.echo(json.dumps({"matches": [m.to_json(urls[m.id]) for m in result.matches],
+                               "lines": result.lines}, ensure_ascii=False, indent=2))
+    else:
+        for m in result.matches:
+            click.echo(f"{m.id}  {m.confidence:<9}  {m.title}  {urls[m.id]}")
+            by_line: dict[int, list] = {}
+            for e in m.evidence:
+                by_line.setdefault(e.line, []).append(e)
+            for line, items in by_line.items():
+                click.echo(f"    line {line:<5} {items[0].text[:160]}")
+                click.echo(f"               ↳ {'; '.join(e.pattern for e in items)}")
+        click.echo(f"{_plural(result.lines, 'line')}: {len(result.confirmed)} confirmed, "
+                   f"{len(result.partial)} partial", err=True)
+    if not result.confirmed:
         raise SystemExit(1)
 
 

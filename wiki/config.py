@@ -59,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
             "each). Default: the bundled `wiki/data/blameless.yml`; copy it to start your own."),
     Setting("WIKI_MAX_UPLOAD_BYTES", "MAX_UPLOAD_BYTES", "5242880",
             "Largest image the editor accepts (PNG, JPEG, GIF or WebP; SVG is refused)."),
+    Setting("WIKI_MATCH_MAX_BYTES", "MATCH_MAX_BYTES", "5242880",
+            "Largest paste \"Have we seen this?\" and `POST /api/v1/match` accept, in bytes; "
+            "a larger one is refused with 413."),
     Setting("WIKI_BASE_URL", "BASE_URL", "",
             "Public URL of the wiki (e.g. `https://wiki.example.com`), used in links sent to chat. "
             "Default: taken from each request."),
@@ -104,6 +107,7 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     config["ROOT_CAUSE_CATEGORIES"] = _listify(config["ROOT_CAUSE_CATEGORIES"])
     config["DETECTION_METHODS"] = _listify(config["DETECTION_METHODS"])
     config["MAX_FILE_BYTES"] = int(config["MAX_FILE_BYTES"])
+    config["MATCH_MAX_BYTES"] = int(config["MATCH_MAX_BYTES"])
     config["MAX_UPLOAD_BYTES"] = int(config["MAX_UPLOAD_BYTES"])
     config["BASE_URL"] = str(config["BASE_URL"] or "").rstrip("/")
     config.update(overrides)  # anything else (e.g. TESTING) passes through untouched

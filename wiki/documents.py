@@ -802,6 +802,13 @@ def new_document(
     kind = KINDS[kind] if isinstance(kind, str) else kind
     loaded = {**DEFAULTS[kind.name], **{k: v for k, v in front_matter.items()}}
     fm = validate(kind, loaded, vocab)
+    if kind is SIGNATURE:
+        # Patterns RE2 cannot run, unknown template placeholders…: refused with the reason.
+        from .signatures import pattern_errors  # needs re2; nothing else here does
+
+        errors = [FieldError(name, message) for name, message in pattern_errors(fm)]
+        if errors:
+            raise DocumentError(errors)
     return Document(kind, fm, body.replace("\r\n", "\n"))
 
 

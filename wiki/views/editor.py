@@ -409,11 +409,28 @@ def _message(default: str) -> str:
 
 def _saved(doc: d.Document, draft_keys: list[str]):
     flash(f"Saved {doc.id} (revision {doc.revision[:8]}).", "success")
+    if doc.kind is d.SIGNATURE:
+        _flash_signature_checks(doc)
     for key in dict.fromkeys(k for k in draft_keys if k):
         flash(key, "clear-draft")
     if request.form.get("action") == "save-continue":
         return redirect(url_for(".edit", plural=doc.kind.plural, ident=doc.id), 303)
     return redirect(document_url(doc), 303)
+
+
+def _flash_signature_checks(doc: d.Document) -> None:
+    """Examples are tests: say which failed; and warn when the signature looks too broad."""
+    from .. import signatures
+
+    problems = signatures.check_examples(doc)
+    for problem in problems:
+        flash(f"Examples: {problem}.", "error")
+    if doc.get("examples") and not problems:
+        flash(f"All {len(doc.get('examples')) + len(doc.get('not_examples', []))} examples and "
+              "look-alikes behave as written.", "success")
+    texts = signatures.document_texts(get_wiki().store.scan()[0].values())
+    for warning in signatures.breadth_warnings(doc, wiki_texts=texts):
+        flash(f"Too broad? {warning}.", "info")
 
 
 def _conflict(kind: d.Kind, ident: str, form: EditorForm, mine_fm: dict, mine_body: str):

@@ -81,22 +81,16 @@ def search():
         "search/results.html", q=result.query, search_query=result.query, result=result,
         hits=hits, facets=facets, active=active, facet_labels=FACET_LABELS, sort=sort,
         sorts=SORTS, page=page, pages=pages, total=result.total,
-        suggestion_url=_suggestion_url(result), syntax=s.FILTER_ALIASES,
+        suggestion_url=_suggestion_url(result),
     ), status
 
 
 def _suggestion_url(result: s.SearchResult) -> str | None:
     if not result.suggestion:
         return None
-    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("q", "page")]
-    return url_for("search.search", q=result.suggestion, **_multi(args))
-
-
-def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(value)
-    return out
+    kept = {name: request.args.getlist(name) for name in (*s.FACETS, "sort")
+            if request.args.getlist(name)}  # only known names: url_for reads "_scheme" & co.
+    return url_for("search.search", q=result.suggestion, **kept)
 
 
 @bp.get("/search/help")
