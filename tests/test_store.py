@@ -123,3 +123,10 @@ def test_new_files_are_named_by_id_and_slug_and_keep_their_path(store):
     store.write(doc)
     assert doc.path == "postmortems/PM-9-disk-full-on-build-hosts.md"
     assert store.read(doc.path).title == "Renamed"
+
+
+def test_deleting_without_a_counter_file_still_never_reuses_the_id(store):
+    assert not (store.root / ".wiki-ids.yml").exists()
+    doc = store.read("postmortems/PM-1-checkout-latency.md")
+    store.delete(doc)
+    assert store.allocate_id(d.POSTMORTEM) == "PM-2"

@@ -62,6 +62,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WIKI_MATCH_MAX_BYTES", "MATCH_MAX_BYTES", "5242880",
             "Largest paste \"Have we seen this?\" and `POST /api/v1/match` accept, in bytes; "
             "a larger one is refused with 413."),
+    Setting("WIKI_MAX_REQUEST_BYTES", "MAX_REQUEST_BYTES", "26214400",
+            "Requests larger than this many bytes are refused with 413 and a message saying so "
+            "(editor saves, uploads, API writes); the editor keeps the text as a browser draft."),
     Setting("WIKI_BASE_URL", "BASE_URL", "",
             "Public URL of the wiki (e.g. `https://wiki.example.com`), used in links sent to chat. "
             "Default: taken from each request."),
@@ -109,6 +112,7 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     config["MAX_FILE_BYTES"] = int(config["MAX_FILE_BYTES"])
     config["MATCH_MAX_BYTES"] = int(config["MATCH_MAX_BYTES"])
     config["MAX_UPLOAD_BYTES"] = int(config["MAX_UPLOAD_BYTES"])
+    config["MAX_REQUEST_BYTES"] = int(config["MAX_REQUEST_BYTES"])
     config["BASE_URL"] = str(config["BASE_URL"] or "").rstrip("/")
     config.update(overrides)  # anything else (e.g. TESTING) passes through untouched
     return config

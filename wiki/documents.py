@@ -201,7 +201,7 @@ _Dumper.add_representer(datetime, _represent_datetime)
 
 def dump_yaml(data: dict) -> str:
     return yaml.dump(
-        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100,
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=4096,  # never re-wrap
         default_flow_style=False,
     )
 
@@ -800,7 +800,10 @@ def new_document(
 ) -> Document:
     """Build and validate a document from user input (form, API, CLI)."""
     kind = KINDS[kind] if isinstance(kind, str) else kind
-    loaded = {**DEFAULTS[kind.name], **{k: v for k, v in front_matter.items()}}
+    loaded = dict(front_matter)  # keep the author's field order; defaults only fill gaps
+    for key, value in DEFAULTS[kind.name].items():
+        if loaded.get(key) in (None, ""):
+            loaded[key] = value
     fm = validate(kind, loaded, vocab)
     if kind is SIGNATURE:
         # Patterns RE2 cannot run, unknown template placeholders…: refused with the reason.

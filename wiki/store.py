@@ -204,10 +204,13 @@ class Store:
                     highest = max(highest, parsed[1])
             number = highest + 1
             counters[kind.prefix] = number + 1
-            body = "# Next id of each kind. Ids are never reused, even after a document is deleted.\n"
-            body += "".join(f"{k}: {v}\n" for k, v in sorted(counters.items()))
-            atomic_write(self._ids_path, body.encode())
+            self._write_counters(counters)
             return f"{kind.prefix}-{number}"
+
+    def _write_counters(self, counters: dict[str, int]) -> None:
+        body = "# Next id of each kind. Ids are never reused, even after a document is deleted.\n"
+        body += "".join(f"{k}: {v}\n" for k, v in sorted(counters.items()))
+        atomic_write(self._ids_path, body.encode())
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -244,6 +247,20 @@ class Store:
                 if current != expected_revision:
                     raise StaleRevision(doc.id, expected_revision, current)
             path.unlink()
+        self.retire_id(doc.id)
+
+    def retire_id(self, ident: str) -> None:
+        """Make sure ``ident`` is never handed out again (the counter moves past it)."""
+        parsed = d.parse_id(ident)
+        if parsed is None:
+            return
+        kind, number = parsed
+        with file_lock(self.data_dir / "locks" / "ids.lock"):
+            counters = self._read_counters()
+            if counters.get(kind.prefix, 1) > number:
+                return
+            counters[kind.prefix] = number + 1
+            self._write_counters(counters)
 
 
 def problems_from(exc: d.DocumentError, rel: str) -> list[Problem]:

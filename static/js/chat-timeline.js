@@ -11,7 +11,8 @@
   "use strict";
 
   var tools = document.getElementById("editor-tools");
-  if (!tools || !window.fetch) {
+  // Only where there is a timeline to fill (postmortems, not signatures).
+  if (!tools || !window.fetch || !document.getElementById("timeline-rows")) {
     return;
   }
   var endpoint = tools.getAttribute("data-timeline-url") || "/api/v1/timeline/parse";

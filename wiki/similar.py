@@ -1,0 +1,1006 @@
+"""Similar incidents: rank the wiki's documents against a text, and say why. No Flask.
+
+Given a text (a draft postmortem, a pasted error, a whole document) :class:`SimilarIndex` ranks
+existing postmortems and signatures by combining independent pieces of evidence, each a ranked
+list of its own ("signals"):
+
+``terms``
+    Lexical similarity: the text's key terms (its stemmed words weighted by ``(1 + log tf) ×
+    idf``, the top :attr:`Weights.key_terms` of them) as one weighted BM25F query over the search
+    index's ``body`` (every word of a document), ``title`` and ``summary`` fields.
+``exact``
+    The text's error tokens as the search index keeps them whole (``java.io.IOException``,
+    ``blk_-160899``, ``sns-inbound``, ``Foo.java:12``), the top :attr:`Weights.exact_terms` by
+    idf, as a BM25 query over the index's ``exact`` field.
+``errors``
+    Exception names, errno-like codes and HTTP errors found by
+    :func:`wiki.signatures.error_tokens`, shared with a candidate, weighted by idf.
+``lines``
+    Lines of the text normalised into templates by :func:`wiki.signatures.normalise_line` (numbers,
+    ids, paths, addresses become placeholders), shared with a candidate, weighted by idf: the same
+    log line with other values in it.
+``signatures``
+    Bug signatures the text matches (:meth:`wiki.signatures.SignatureIndex.match`, confirmed only)
+    or that it names: the signature itself and every document linked to it are candidates.
+``services`` / ``tags``
+    Services and tags the text names (given, or found in the text as words), shared with a
+    candidate.
+
+Each signal's scores are normalised to 0…1 (BM25 lists by their best score, overlaps by the
+share of the text's own evidence a candidate has) and fused with :class:`Weights`: a weighted
+sum, or weighted reciprocal-rank fusion. The weights were chosen on a development set by
+``bench/similar_eval.py`` (see ``docs/similar.md``); nothing here knows about any data set.
+
+Every suggestion carries its **reasons**: the shared key terms, the shared error strings or log
+lines, the same signature, the same service or tag.
+
+Per-document evidence that the search index does not hold (error tokens, line templates,
+signature links, services, tags, dates, dismissals) lives in memory, kept current as a listener
+of :class:`wiki.core.Wiki` and cached in ``DATA_DIR/similar/features.json`` so a restart does not
+read every file again. Curating (:func:`link`, :func:`dismiss`) writes ``related`` and
+``not_related`` into the documents themselves: the content stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time as dtime
+from pathlib import Path
+from typing import Any
+
+from . import documents as d
+from . import signatures as sig
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BadQuery", "DEFAULT_WEIGHTS", "Features", "Reason", "SimilarIndex", "SimilarResult",
+    "Suggestion", "Weights", "dismiss", "document_query", "features_of", "link", "parse_before",
+]
+
+#: Texts longer than this are cut before they are analysed (a 5 MB paste still answers).
+MAX_TEXT_CHARS = 100_000
+#: Lines longer than this are cut before they become templates.
+MAX_LINE_CHARS = 400
+#: Templates and error tokens kept per document (the first ones).
+MAX_ITEMS_PER_DOC = 400
+#: Each ranked list is cut to this many candidates before fusion.
+LIST_DEPTH = 60
+#: Results per request.
+MAX_LIMIT = 50
+#: Key terms and error strings named in a reason.
+REASON_TERMS = 5
+REASON_ERRORS = 3
+#: The field that remembers dismissed suggestions ("not related"), an id list in front matter.
+NOT_RELATED = "not_related"
+#: Front-matter fields that link documents; a linked document is not suggested again.
+LINKED_FIELDS = (*d.LINK_FIELDS, NOT_RELATED)
+CACHE_VERSION = 1
+
+SIGNALS = ("terms", "exact", "errors", "lines", "signatures", "services", "tags")
+
+
+class BadQuery(ValueError):
+    """A query that cannot be answered as given (the message says why, for the person)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Weights
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How much each signal counts, and the knobs of the lexical signals.
+
+    Set on the development set by ``bench/similar_eval.py`` (grid search, chosen by
+    cross-validation); ``docs/similar.md`` has the search and the figures.
+    """
+
+    terms: float = 1.0
+    exact: float = 0.3
+    errors: float = 0.2
+    lines: float = 0.2
+    signatures: float = 0.5
+    services: float = 0.1
+    tags: float = 0.05
+    key_terms: int = 30  #: key terms of the text in the ``terms`` query
+    exact_terms: int = 20  #: error tokens in the ``exact`` query
+    title_boost: float = 0.5  #: weight of the ``title`` field next to ``body`` (1.0)
+    summary_boost: float = 0.25  #: weight of the ``summary`` field
+    fusion: str = "score"  #: "score" (weighted normalised scores) or "rrf"
+    rrf_k: int = 60  #: the k of reciprocal-rank fusion
+
+    def weight(self, signal: str) -> float:
+        return float(getattr(self, signal))
+
+    def replace(self, **changes) -> Weights:
+        return Weights(**{**asdict(self), **changes})
+
+
+DEFAULT_WEIGHTS = Weights()
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Reason:
+    """Why a document was suggested: ``kind`` is one of :data:`SIGNALS`."""
+
+    kind: str
+    text: str  #: one line for a person: "Shared key terms: retries, worker, storage"
+    values: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "text": self.text, "values": list(self.values)}
+
+
+@dataclass
+class Suggestion:
+    id: str
+    kind: str
+    title: str
+    slug: str
+    score: float  #: 0…1, the fused score
+    reasons: list[Reason]
+    signals: dict[str, float] = field(default_factory=dict)  #: each signal's normalised score
+    date: str | None = None
+
+    def to_json(self, url: str | None = None) -> dict:
+        return {"id": self.id, "title": self.title, "url": url, "kind": self.kind,
+                "score": self.score, "date": self.date,
+                "reasons": [r.to_json() for r in self.reasons]}
+
+
+@dataclass
+class SimilarResult:
+    suggestions: list[Suggestion] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  #: what was cut or left out
+    elapsed_ms: float = 0.0
+    #: the ranked lists before fusion, ``{signal: [(id, normalised score), …]}`` (for the bench)
+    lists: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence of one text
+
+
+_WORD_RE = re.compile(r"[^\W_]+")
+_FENCE_RE = re.compile(r"^\s*(`{3,}|~{3,})")
+_TABLE_RULE_RE = re.compile(r"^[\s|:-]*$")
+_PLACEHOLDER_RE = re.compile(r"<(?:\*|num|hex|uuid|ip|path|email|url)>")
+
+
+def line_templates(text: str, limit: int = MAX_ITEMS_PER_DOC) -> dict[str, str]:
+    """``{key: template}`` of the text's lines that are worth comparing.
+
+    A line is normalised (:func:`wiki.signatures.normalise_line`: prefix stripped, variable parts
+    as placeholders); it is kept when what is left has at least three words of three letters or
+    more, so blank lines, headings alone and table rules do not count. The key is a short hash,
+    stable across processes (it is cached on disk).
+    """
+    out: dict[str, str] = {}
+    for raw in text.split("\n"):
+        raw = raw.strip().strip("|").strip()
+        if len(raw) < 16 or _FENCE_RE.match(raw) or _TABLE_RULE_RE.match(raw):
+            continue
+        template = sig.normalise_line(raw[:MAX_LINE_CHARS])
+        words = [w for w in _WORD_RE.findall(_PLACEHOLDER_RE.sub(" ", template)) if len(w) >= 3]
+        if len(words) < 3:
+            continue
+        key = _key(template.lower())
+        if key not in out:
+            out[key] = template
+            if len(out) >= limit:
+                break
+    return out
+
+
+def error_keys(text: str, limit: int = MAX_ITEMS_PER_DOC) -> dict[str, str]:
+    """``{key: token}`` of the exception names, codes and HTTP errors in a text."""
+    out: dict[str, str] = {}
+    for token in sig.error_tokens(text)[:limit]:
+        out.setdefault(token.lower(), token)
+        short = token.rsplit(".", 1)[-1]  # java.io.IOException also counts as IOException
+        if short != token and len(short) >= 6:
+            out.setdefault(short.lower(), short)
+    return out
+
+
+def _key(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+def _fold(name: str) -> str:
+    """How service and tag names compare: case-folded, ``-``/``_``/``.`` as spaces."""
+    return " ".join(re.sub(r"[-_./]+", " ", str(name).casefold()).split())
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence of one document
+
+
+@dataclass
+class Features:
+    """What the similarity signals need of one document, besides the search index."""
+
+    id: str
+    kind: str
+    title: str
+    slug: str
+    revision: str
+    when: float | None  #: incident start (or its day) as a UTC timestamp; None when unknown
+    day: str | None  #: ISO date shown with a suggestion
+    services: list[str]
+    tags: list[str]
+    signatures: list[str]  #: signatures it is linked to (a signature: itself and its incidents)
+    links: list[str]  #: every id in related / signatures / incidents
+    not_related: list[str]
+    errors: dict[str, str]
+    lines: list[str]  #: template keys
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Features:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def document_text(doc: d.Document) -> str:
+    """Every word of a document that says what happened: title, summary, body, trigger,
+    customer impact, action items, a signature's patterns and examples."""
+    fm = doc.front_matter
+    parts = [doc.title]
+    summary = doc.summary
+    if summary and summary not in doc.body:
+        parts.append(summary)
+    for key in ("customer_impact", "trigger"):
+        if isinstance(fm.get(key), str):
+            parts.append(fm[key])
+    parts.append(doc.body)
+    parts += [item.get("title", "") for item in fm.get("action_items") or []]
+    for pattern in fm.get("patterns") or []:
+        value = pattern.get("value") if pattern.get("kind") != "exception" else \
+            " ".join(str(pattern.get(k) or "") for k in ("type", "value", "message"))
+        parts.append("\n".join(value) if isinstance(value, list) else str(value or ""))
+    parts += [str(e) for e in fm.get("examples") or []]
+    return "\n\n".join(p for p in parts if p)
+
+
+def _when(fm: dict) -> tuple[float | None, str | None]:
+    started = fm.get("started_at")
+    day = fm.get("date") or fm.get("first_seen") or fm.get("created")
+    day = day if isinstance(day, date) else None
+    if isinstance(started, datetime) and started.tzinfo is not None:
+        return started.timestamp(), (day or started.astimezone(UTC).date()).isoformat()
+    if day is not None:
+        return datetime.combine(day, dtime(0), UTC).timestamp(), day.isoformat()
+    return None, None
+
+
+def _ids(values: Any) -> list[str]:
+    """Ids of a front-matter list, normalised; anything else in it ignored."""
+    if isinstance(values, str):
+        values = values.split(",")
+    if not isinstance(values, (list, tuple)):
+        return []
+    return list(dict.fromkeys(i for i in (d.normalise_id(v) for v in values) if i))
+
+
+def features_of(doc: d.Document) -> Features:
+    fm = doc.front_matter
+    text = document_text(doc)[:MAX_TEXT_CHARS]
+    when, day = _when(fm)
+    signatures = _ids(fm.get("signatures"))
+    if doc.kind is d.SIGNATURE:
+        signatures = [doc.id, *signatures]
+    links = [i for name in d.LINK_FIELDS for i in _ids(fm.get(name)) if i != doc.id]
+    return Features(
+        id=doc.id, kind=doc.kind.name, title=doc.title, slug=doc.slug,
+        revision=doc.revision or "", when=when, day=day,
+        services=[s for s in doc.services if isinstance(s, str)],
+        tags=[t for t in doc.tags if isinstance(t, str)],
+        signatures=signatures,
+        links=list(dict.fromkeys(i for i in links if i != doc.id)),
+        not_related=_ids(fm.get(NOT_RELATED)),
+        errors=error_keys(text),
+        lines=list(line_templates(text)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Queries
+
+
+def parse_before(value: Any) -> float | None:
+    """``before`` as a UTC timestamp: an ISO date (the start of that day, UTC) or date-time
+    (without a zone: UTC). ``None``/``""`` → no limit. Raises :class:`BadQuery`."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, dtime(0))
+    else:
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                parsed = datetime.combine(date.fromisoformat(text), dtime(0))
+            else:
+                parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadQuery(f"“before” must be an ISO 8601 date like 2023-06-14 or a date-time "
+                           f"like 2023-06-14T09:12:00Z, not {text[:60]!r}.") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+@dataclass
+class _Query:
+    text: str
+    title: str
+    services: list[str]
+    tags: list[str]
+    signatures: list[str]
+    exclude: set[str]
+    before: float | None
+    kind: str | None
+    limit: int
+    source: str | None  #: the document asked about: its links and dismissals are left out
+
+
+def document_query(doc: d.Document) -> dict:
+    """Keyword arguments of :meth:`SimilarIndex.similar` for documents like ``doc``."""
+    fm = doc.front_matter
+    return dict(text=document_text(doc), title=doc.title, services=doc.services, tags=doc.tags,
+                signatures=_ids(fm.get("signatures")) + ([doc.id] if doc.kind is d.SIGNATURE
+                                                         else []),
+                source=doc.id or None)
+
+
+# --------------------------------------------------------------------------------------------
+# The index
+
+
+class SimilarIndex:
+    """Similar documents for a text, with reasons; a listener of :class:`wiki.core.Wiki`.
+
+    ``search`` is the search index (:class:`wiki.search.WhooshIndex`: only its ``searcher()``
+    is used, and of the searcher the schema's analyzers, term statistics and ``search``);
+    ``signatures`` a :class:`wiki.signatures.SignatureIndex`. Either may be ``None``: the other
+    signals still work.
+    """
+
+    def __init__(self, search=None, signatures: sig.SignatureIndex | None = None,
+                 cache_path: Path | str | None = None, weights: Weights = DEFAULT_WEIGHTS):
+        self.search = search
+        self.signatures = signatures
+        self.cache_path = Path(cache_path) if cache_path else None
+        self.weights = weights
+        self.wiki = None
+        self._lock = threading.RLock()
+        self._features: dict[str, Features] = {}
+        self._by_error: dict[str, set[str]] = {}
+        self._by_line: dict[str, set[str]] = {}
+        self._by_signature: dict[str, set[str]] = {}
+        self._by_service: dict[str, set[str]] = {}
+        self._by_tag: dict[str, set[str]] = {}
+        self._names: tuple[re.Pattern | None, dict[str, str]] | None = None
+        self._reconciled = False
+        self._dirty = False
+
+    # -- keeping it current ------------------------------------------------------------------
+
+    def attach(self, wiki) -> SimilarIndex:
+        """Follow a wiki: hear its saves and syncs; load the rest on first use."""
+        self.wiki = wiki
+        wiki.listeners.append(self)
+        return self
+
+    def add(self, doc: d.Document) -> None:
+        self.put(features_of(doc))
+
+    def put(self, features: Features) -> None:
+        with self._lock:
+            self._remove(features.id)
+            self._features[features.id] = features
+            for key in features.errors:
+                self._by_error.setdefault(key, set()).add(features.id)
+            for key in features.lines:
+                self._by_line.setdefault(key, set()).add(features.id)
+            for ident in features.signatures:
+                self._by_signature.setdefault(ident, set()).add(features.id)
+            for name in features.services:
+                self._by_service.setdefault(_fold(name), set()).add(features.id)
+            for name in features.tags:
+                self._by_tag.setdefault(_fold(name), set()).add(features.id)
+            self._names = None
+            self._dirty = True
+
+    def remove(self, ident: str) -> None:
+        with self._lock:
+            self._remove(ident)
+            self._names = None
+            self._dirty = True
+
+    def _remove(self, ident: str) -> None:
+        old = self._features.pop(ident, None)
+        if old is None:
+            return
+        pairs = [(self._by_error, old.errors), (self._by_line, old.lines),
+                 (self._by_signature, old.signatures),
+                 (self._by_service, [_fold(n) for n in old.services]),
+                 (self._by_tag, [_fold(n) for n in old.tags])]
+        for index, keys in pairs:
+            for key in keys:
+                ids = index.get(key)
+                if ids is not None:
+                    ids.discard(ident)
+                    if not ids:
+                        del index[key]
+
+    def on_save(self, doc: d.Document, wiki=None, **_) -> None:
+        try:
+            self.add(doc)
+        except Exception:  # noqa: BLE001 - the save worked; the next reconcile catches up
+            log.exception("similar: could not take in %s", getattr(doc, "id", "?"))
+            self._reconciled = False
+
+    def on_sync(self, report, wiki=None, full: bool = False) -> None:
+        if wiki is not None:
+            self.wiki = wiki
+        try:
+            for doc in report.changed:
+                self.add(doc)
+            for ident in report.removed:
+                self.remove(ident)
+        except Exception:  # noqa: BLE001
+            log.exception("similar: could not apply a sync; reconciling on the next query")
+            self._reconciled = False
+        if full:
+            self._reconciled = False
+
+    def on_delete(self, doc, wiki=None, **_) -> None:
+        self.remove(doc.id)
+
+    def reconcile(self) -> tuple[int, int]:
+        """Bring the features in line with the wiki's database: load the cache, read the files
+        of documents it lacks or has at another revision, drop documents that are gone.
+        Returns ``(read, removed)``."""
+        if self.wiki is None:
+            self._reconciled = True
+            return 0, 0
+        from sqlmodel import select
+
+        from .models import DocumentRow
+
+        with self._lock:
+            started = time.perf_counter()
+            if not self._features:
+                self._load_cache()
+            with self.wiki.session() as session:
+                expected = {i: (rev, path) for i, rev, path in session.exec(
+                    select(DocumentRow.id, DocumentRow.revision, DocumentRow.path))}
+            stale = [i for i, (rev, _) in expected.items()
+                     if i not in self._features or self._features[i].revision != rev]
+            gone = [i for i in self._features if i not in expected]
+            for ident in gone:
+                self.remove(ident)
+            read = 0
+            for ident in stale:
+                try:
+                    doc = self.wiki.store.read(expected[ident][1])
+                except Exception:  # noqa: BLE001 - changed or broken since; a sync catches it
+                    continue
+                if doc.id == ident:
+                    self.add(doc)
+                    read += 1
+            self._reconciled = True
+            if read or gone:
+                log.info("similar: read %d document(s), dropped %d in %.1f s", read, len(gone),
+                         time.perf_counter() - started)
+            if self._dirty:
+                self.save_cache()
+            return read, len(gone)
+
+    def _ensure(self) -> None:
+        if not self._reconciled:
+            try:
+                self.reconcile()
+            except Exception:  # noqa: BLE001 - answer with what is there
+                log.exception("similar: reconcile failed")
+                self._reconciled = True
+
+    # -- the cache ------------------------------------------------------------------------------
+
+    def _load_cache(self) -> None:
+        if self.cache_path is None or not self.cache_path.exists():
+            return
+        try:
+            data = json.loads(self.cache_path.read_text("utf-8"))
+            if data.get("version") != CACHE_VERSION:
+                return
+            for item in data.get("documents", []):
+                self.put(Features.from_json(item))
+            self._dirty = False
+        except Exception:  # noqa: BLE001 - a broken cache is rebuilt from the files
+            log.warning("similar: ignoring the unreadable cache %s", self.cache_path)
+            with self._lock:
+                for ident in list(self._features):
+                    self._remove(ident)
+
+    def save_cache(self) -> None:
+        """Write the features to :attr:`cache_path` (atomically)."""
+        if self.cache_path is None:
+            return
+        with self._lock:
+            data = {"version": CACHE_VERSION,
+                    "documents": [f.to_json() for f in self._features.values()]}
+            self._dirty = False
+        try:
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.cache_path.parent, prefix=".features-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, separators=(",", ":"))
+            os.replace(tmp, self.cache_path)
+        except OSError:
+            log.warning("similar: could not write %s", self.cache_path, exc_info=True)
+            with contextlib.suppress(Exception):
+                os.unlink(tmp)
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def get(self, ident: str) -> Features | None:
+        return self._features.get(ident)
+
+    # -- querying ------------------------------------------------------------------------------
+
+    def similar_to(self, doc: d.Document, **kwargs) -> SimilarResult:
+        """Documents similar to ``doc`` (not itself, nor those it links or dismissed)."""
+        return self.similar(**{**document_query(doc), **kwargs})
+
+    def similar(self, text: str, *, title: str = "", services: Iterable[str] = (),
+                tags: Iterable[str] = (), signatures: Iterable[str] = (),
+                exclude: Iterable[str] = (), before: Any = None, kind: str | None = None,
+                limit: int = 10, source: str | None = None,
+                weights: Weights | None = None) -> SimilarResult:
+        """The documents most like ``text``, best first, each with its reasons.
+
+        ``exclude`` ids (unknown ones are ignored) and, with ``before``, documents that did not
+        happen before it (see :func:`parse_before`) are left out, as are, with ``source``, that
+        document, those it links to or dismissed and those that dismissed it. Raises
+        :class:`BadQuery` for an empty text, an unknown ``kind`` or a malformed ``before``.
+        """
+        started = time.perf_counter()
+        weights = weights or self.weights
+        result = SimilarResult()
+        text = sig.decode_paste(text if isinstance(text, (str, bytes)) else str(text or ""))
+        title = str(title or "")
+        if not (text.strip() or title.strip()):
+            raise BadQuery("The text is empty: give the words of an incident, an error or a "
+                           "log to compare with.")
+        if len(text) > MAX_TEXT_CHARS:
+            text = text[:MAX_TEXT_CHARS]
+            result.messages.append(f"Only the first {MAX_TEXT_CHARS:,} characters of the text "
+                                   "were compared.")
+        if kind is not None and kind not in d.KINDS:
+            raise BadQuery(f"“kind” must be one of {', '.join(d.KINDS)}.")
+        query = _Query(
+            text=text, title=title[:d.MAX_TITLE * 2],
+            services=[str(s) for s in services if str(s).strip()],
+            tags=[str(t) for t in tags if str(t).strip()],
+            signatures=_ids(list(signatures)),
+            exclude={i for i in (d.normalise_id(x) for x in exclude) if i},
+            before=parse_before(before), kind=kind,
+            limit=max(1, min(int(limit), MAX_LIMIT)), source=d.normalise_id(source))
+        self._ensure()
+        with self._lock:
+            result.suggestions, result.lists = self._rank(query, weights, result.messages)
+        result.elapsed_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    # -- ranking ----------------------------------------------------------------------------------
+
+    def _allowed(self, q: _Query) -> Callable[[str], bool]:
+        hidden = set(q.exclude)
+        source = self._features.get(q.source) if q.source else None
+        if q.source:
+            hidden.add(q.source)
+        if source is not None:
+            hidden.update(source.links, source.not_related)
+
+        def allowed(ident: str) -> bool:
+            f = self._features.get(ident)
+            if f is None or ident in hidden:
+                return False
+            if q.kind and f.kind != q.kind:
+                return False
+            if q.before is not None and (f.when is None or f.when >= q.before):
+                return False
+            if q.source and (q.source in f.not_related or q.source in f.links):
+                return False
+            return True
+
+        return allowed
+
+    def _rank(self, q: _Query, w: Weights, messages: list[str]):
+        allowed = self._allowed(q)
+        lists: dict[str, dict[str, float]] = {}
+        detail: dict[str, dict[str, list[str]]] = {}  # signal → id → what it shares
+
+        lexical = self._lexical(q, w, allowed, messages)
+        for name, (scores, shared) in lexical.items():
+            lists[name], detail[name] = scores, shared
+
+        q_errors = error_keys(q.title + "\n" + q.text)
+        lists["errors"], detail["errors"] = self._overlap(self._by_error, q_errors, allowed)
+        q_lines = line_templates(q.text)
+        lists["lines"], detail["lines"] = self._overlap(self._by_line, q_lines, allowed)
+
+        q_sigs = list(q.signatures)
+        if self.signatures is not None:
+            try:
+                matched = self.signatures.match(q.title + "\n" + q.text).confirmed
+                q_sigs += [m.id for m in matched if m.id not in q_sigs]
+            except Exception:  # noqa: BLE001 - signatures are one signal among several
+                log.exception("similar: signature matching failed")
+        lists["signatures"], detail["signatures"] = self._signatures(q_sigs, allowed)
+
+        found_services, found_tags = self._named(q)
+        lists["services"], detail["services"] = self._shared_names(
+            self._by_service, found_services, allowed)
+        lists["tags"], detail["tags"] = self._shared_names(self._by_tag, found_tags, allowed)
+
+        fused = self._fuse(lists, w)
+        top = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:q.limit]
+        total = sum(w.weight(s) for s in SIGNALS) or 1.0
+        suggestions = []
+        for ident, score in top:
+            f = self._features[ident]
+            signals = {s: round(lists[s][ident], 4) for s in SIGNALS if ident in lists[s]}
+            suggestions.append(Suggestion(
+                id=ident, kind=f.kind, title=f.title, slug=f.slug,
+                score=round(score / total if w.fusion == "score" else score, 3),
+                reasons=self._reasons(ident, signals, detail, q_errors, q_lines),
+                signals=signals, date=f.day))
+        ranked = {s: sorted(v.items(), key=lambda kv: -kv[1]) for s, v in lists.items()}
+        return suggestions, ranked
+
+    def _fuse(self, lists: dict[str, dict[str, float]], w: Weights) -> dict[str, float]:
+        fused: dict[str, float] = {}
+        for name, scores in lists.items():
+            weight = w.weight(name)
+            if not weight or not scores:
+                continue
+            if w.fusion == "rrf":
+                ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+                for rank, (ident, _) in enumerate(ranked, 1):
+                    fused[ident] = fused.get(ident, 0.0) + weight / (w.rrf_k + rank)
+            else:
+                for ident, value in scores.items():
+                    fused[ident] = fused.get(ident, 0.0) + weight * value
+        return fused
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def _searcher(self):
+        if self.search is None:
+            return None
+        index = getattr(self.search, "index", self.search)  # a wiki.search.Search or its index
+        return index.searcher()
+
+    def _lexical(self, q: _Query, w: Weights, allowed, messages: list[str]):
+        """The ``terms`` and ``exact`` signals, from the search index."""
+        empty = {"terms": ({}, {}), "exact": ({}, {})}
+        try:
+            s = self._searcher()
+        except Exception:  # noqa: BLE001 - e.g. the index is being rebuilt
+            log.warning("similar: the search index is unavailable", exc_info=True)
+            messages.append("The search index is unavailable for a moment: words were not "
+                            "compared.")
+            return empty
+        if s is None:
+            return empty
+        try:
+            return {
+                "terms": self._bm25(s, q, w, allowed, prose=True),
+                "exact": self._bm25(s, q, w, allowed, prose=False),
+            }
+        except Exception:  # noqa: BLE001
+            log.exception("similar: lexical search failed")
+            messages.append("Words could not be compared this time.")
+            return empty
+
+    def _bm25(self, s, q: _Query, w: Weights, allowed, prose: bool):
+        from whoosh import query as wq
+
+        schema = s.schema
+        fieldname = "body" if prose else "exact"
+        if fieldname not in schema.names():
+            return {}, {}
+        numterms = w.key_terms if prose else w.exact_terms
+        if numterms <= 0:
+            return {}, {}
+        analyzer = schema[fieldname].analyzer
+        counts: Counter = Counter()
+        surface: dict[str, str] = {}
+        chunks = [(q.title, 3 if prose else 1), (q.text, 1)]
+        for chunk, times in chunks:
+            if not chunk:
+                continue
+            for token in analyzer(chunk, mode="query", chars=True):
+                counts[token.text] += times
+                if token.text not in surface:
+                    surface[token.text] = chunk[token.startchar:token.endchar]
+        reader = s.reader()
+        n_docs = max(s.doc_count(), 1)
+        weighted = []
+        for term, tf in counts.items():
+            df = reader.doc_frequency(fieldname, term)
+            if not df or df > n_docs * 0.5 and n_docs > 20:
+                continue
+            idf = math.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+            weighted.append(((1 + math.log(tf)) * idf, term))
+        weighted.sort(key=lambda x: (-x[0], x[1]))
+        chosen = weighted[:numterms]
+        if not chosen:
+            return {}, {}
+        top = chosen[0][0]
+        subs = []
+        for weight, term in chosen:
+            boost = weight / top
+            subs.append(wq.Term(fieldname, term, boost=boost))
+            if prose:
+                for extra, factor in (("title", w.title_boost), ("summary", w.summary_boost)):
+                    if factor and extra in schema.names():
+                        subs.append(wq.Term(extra, term, boost=boost * factor))
+        filters = []
+        if q.kind and "kind" in schema.names():
+            filters.append(wq.Term("kind", q.kind))
+        if q.before is not None and "day" in schema.names():
+            limit_day = datetime.fromtimestamp(q.before, UTC).date()
+            # one day of slack for time zones: the exact check is done on the features
+            upto = limit_day.year * 10000 + limit_day.month * 100 + limit_day.day + 1
+            filters.append(wq.NumericRange("day", None, upto))
+        hidden = set(q.exclude) | ({q.source} if q.source else set())
+        mask = wq.Or([wq.Term("id", i) for i in hidden]) if hidden else None
+        flt = (wq.And(filters) if len(filters) > 1 else filters[0]) if filters else None
+        results = s.search(wq.Or(subs), limit=LIST_DEPTH * 2, filter=flt, mask=mask, terms=True)
+        weights_by_term = {term: weight for weight, term in chosen}
+        scores: dict[str, float] = {}
+        shared: dict[str, list[str]] = {}
+        best = None
+        for hit in results:
+            ident = hit["id"]
+            if not allowed(ident):
+                continue
+            if best is None:
+                best = hit.score or 1.0
+            scores[ident] = hit.score / best
+            matched = {_text(t) for f, t in hit.matched_terms()}
+            terms = sorted((t for t in matched if t in weights_by_term),
+                           key=lambda t: -weights_by_term[t])
+            shared[ident] = [surface.get(t, t) for t in terms]
+            if len(scores) >= LIST_DEPTH:
+                break
+        return scores, shared
+
+    def _overlap(self, index: dict[str, set[str]], items: dict[str, str], allowed):
+        """Candidates sharing items (error tokens, line templates) with the text, scored by the
+        share of the text's idf mass they hold."""
+        n_docs = max(len(self._features), 1)
+        idf = {}
+        for key in items:
+            df = len(index.get(key, ()))
+            if df and (df <= n_docs * 0.2 or n_docs <= 20):
+                idf[key] = math.log(1 + n_docs / df)
+        if not idf:
+            return {}, {}
+        mass = sum(idf.values()) + math.log(1 + n_docs)  # one unseen item's worth of doubt
+        scores: dict[str, float] = {}
+        shared: dict[str, list[str]] = {}
+        for key, weight in sorted(idf.items(), key=lambda kv: -kv[1]):
+            for ident in index[key]:
+                if not allowed(ident):
+                    continue
+                scores[ident] = scores.get(ident, 0.0) + weight
+                shared.setdefault(ident, []).append(items[key])
+        top = sorted(scores.items(), key=lambda kv: -kv[1])[:LIST_DEPTH]
+        return ({i: s / mass for i, s in top}, {i: shared[i] for i, _ in top})
+
+    def _signatures(self, q_sigs: list[str], allowed):
+        scores: dict[str, float] = {}
+        shared: dict[str, list[str]] = {}
+        if not q_sigs:
+            return scores, shared
+        for ident in q_sigs:
+            # documents naming the signature, the signature itself, and those it links to
+            signature = self._features.get(ident)
+            linked = signature.links if signature is not None else ()
+            for other in {*self._by_signature.get(ident, ()), *linked}:
+                if allowed(other):
+                    scores[other] = scores.get(other, 0.0) + 1.0
+                    shared.setdefault(other, []).append(ident)
+        return {i: v / len(q_sigs) for i, v in scores.items()}, shared
+
+    def _name_pattern(self) -> tuple[re.Pattern | None, dict[str, str]]:
+        """One regex finding every known service and tag name in folded text."""
+        if self._names is None:
+            names = {}
+            for index in (self._by_service, self._by_tag):
+                for key in index:
+                    if len(key) >= 4 and not key.isdigit():
+                        names.setdefault(key, key)
+            if names:
+                alternatives = "|".join(re.escape(n).replace(r"\ ", r"\s+")
+                                        for n in sorted(names, key=len, reverse=True))
+                pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+            else:
+                pattern = None
+            self._names = (pattern, names)
+        return self._names
+
+    def _named(self, q: _Query) -> tuple[list[str], list[str]]:
+        """Services and tags given with the query, plus known ones the text names."""
+        services = [_fold(s) for s in q.services]
+        tags = [_fold(t) for t in q.tags]
+        pattern, _ = self._name_pattern()
+        if pattern is not None:
+            folded = _fold(q.title + " " + q.text[:20_000])
+            for m in pattern.finditer(folded):
+                name = " ".join(m.group(0).split())
+                if name in self._by_service and name not in services:
+                    services.append(name)
+                if name in self._by_tag and name not in tags:
+                    tags.append(name)
+        return services, tags
+
+    def _shared_names(self, index: dict[str, set[str]], names: list[str], allowed):
+        scores: dict[str, float] = {}
+        shared: dict[str, list[str]] = {}
+        n_docs = max(len(self._features), 1)
+        weights = {}
+        for name in dict.fromkeys(names):
+            df = len(index.get(name, ()))
+            if df and (df <= n_docs * 0.3 or n_docs <= 20):
+                weights[name] = math.log(1 + n_docs / df)
+        if not weights:
+            return scores, shared
+        mass = sum(weights.values())
+        for name, weight in weights.items():
+            for ident in index[name]:
+                if allowed(ident):
+                    scores[ident] = scores.get(ident, 0.0) + weight / mass
+                    shared.setdefault(ident, []).append(name)
+        return scores, shared
+
+    # -- reasons ------------------------------------------------------------------------------
+
+    def _reasons(self, ident: str, signals: dict[str, float], detail, q_errors, q_lines
+                 ) -> list[Reason]:
+        f = self._features[ident]
+        reasons = []
+        if "signatures" in signals:
+            sigs = detail["signatures"].get(ident, [])
+            names = []
+            for s in sigs:
+                other = self._features.get(s)
+                names.append(f"{s} ({other.title})" if other and s != ident else s)
+            text = ("It is the signature this text matches" if ident in sigs
+                    else f"Linked to the same signature: {', '.join(names)}")
+            reasons.append(Reason("signatures", text, sigs))
+        errors = list(dict.fromkeys(detail["errors"].get(ident, []) + [
+            e for e in detail["exact"].get(ident, [])]))[:REASON_ERRORS]
+        if errors:
+            reasons.append(Reason("errors", "Same error string: " + ", ".join(errors), errors))
+        lines = detail["lines"].get(ident, [])
+        if lines:
+            more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+            reasons.append(Reason("lines", f"Same log line: {lines[0][:160]}{more}", lines[:3]))
+        terms = detail["terms"].get(ident, [])[:REASON_TERMS]
+        if terms:
+            reasons.append(Reason("terms", "Shared key terms: " + ", ".join(terms), terms))
+        for name, label in (("services", "service"), ("tags", "tag")):
+            values = detail[name].get(ident, [])
+            if values:
+                originals = {_fold(v): v for v in (f.services if name == "services" else f.tags)}
+                shown = [originals.get(v, v) for v in values]
+                plural = "s" if len(shown) > 1 else ""
+                reasons.append(Reason(name, f"Same {label}{plural}: {', '.join(shown)}", shown))
+        return reasons
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Curating: link, not related
+
+
+class CurateError(Exception):
+    """A link or dismissal that cannot be made (the message says why)."""
+
+
+def _add_to(wiki, ident: str, fieldname: str, other: str, base_revision: str | None,
+            author: str | None, message: str) -> d.Document:
+    """Append ``other`` to the id list ``fieldname`` of ``ident`` (one revision), unless there.
+
+    With ``base_revision`` a newer revision is refused (:class:`wiki.store.StaleRevision`);
+    without it the current revision is used, re-read once if it changes meanwhile.
+    """
+    from .store import StaleRevision
+
+    for attempt in range(2):
+        doc = wiki.get(ident)
+        values = _ids(doc.front_matter.get(fieldname))
+        if other in values:
+            return doc
+        fm = dict(doc.front_matter)
+        fm[fieldname] = [*values, other]
+        try:
+            return wiki.update(doc.id, fm, doc.body,
+                               base_revision if base_revision else doc.revision,
+                               author=author, message=message)
+        except StaleRevision:
+            if base_revision or attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _pair(wiki, source: str, target: str) -> tuple[d.Document, d.Document]:
+    a, b = d.normalise_id(source), d.normalise_id(target)
+    if not a or not b:
+        raise CurateError("Give two document ids, like PM-3 and SIG-2.")
+    if a == b:
+        raise CurateError("A document cannot be linked to itself.")
+    return wiki.get(a), wiki.get(b)
+
+
+def link(wiki, source: str, target: str, author: str | None = None,
+         base_revision: str | None = None) -> tuple[d.Document, d.Document]:
+    """Write each id into the other's ``related`` (a normal revision of each document).
+
+    ``base_revision`` is the revision of ``source`` the caller started from (the editor's),
+    refused when it is no longer current. Raises :class:`wiki.store.NotFound`,
+    :class:`CurateError` or :class:`wiki.store.StaleRevision`.
+    """
+    a, b = _pair(wiki, source, target)
+    first = _add_to(wiki, a.id, "related", b.id, base_revision, author,
+                    f"Link {b.id} as related (similar incidents)")
+    second = _add_to(wiki, b.id, "related", a.id, None, author,
+                     f"Link {a.id} as related (similar incidents)")
+    return first, second
+
+
+def dismiss(wiki, source: str, target: str, author: str | None = None,
+            base_revision: str | None = None) -> tuple[d.Document, d.Document]:
+    """Remember that the two documents are not related: each id goes into the other's
+    ``not_related``, so neither is suggested for the other again."""
+    a, b = _pair(wiki, source, target)
+    first = _add_to(wiki, a.id, NOT_RELATED, b.id, base_revision, author,
+                    f"{b.id} is not related (similar incidents)")
+    second = _add_to(wiki, b.id, NOT_RELATED, a.id, None, author,
+                     f"{a.id} is not related (similar incidents)")
+    return first, second
+
+
+def coerce_ids(values: Sequence | None) -> list[str]:
+    """Ids of a list from a request, unknown or malformed ones dropped."""
+    return _ids(list(values or []))
