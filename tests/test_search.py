@@ -469,10 +469,26 @@ def test_concurrent_writers_in_threads(tmp_path):
 def test_parallel_rebuild_keeps_every_document(tmp_path, monkeypatch):
     monkeypatch.setattr(s, "PARALLEL_MIN", 10)
     ix = WhooshIndex(tmp_path / "index")
+    calls = []
+    original = ix._rebuild
+    monkeypatch.setattr(ix, "_rebuild", lambda *a, **kw: calls.append(kw) or original(*a, **kw))
     docs = [pm(n, f"Parallel {n}", f"## Summary\nword{n} common\n") for n in range(1, 61)]
     assert ix.rebuild(iter(docs), total=len(docs)) == 60
+    assert calls == [{"procs": 2, "multisegment": True, "batchsize": 50}]
     assert ix.doc_count() == 60 and ix.query("common", limit=100).total == 60
     assert ids(ix.query("word37")) == ["PM-37"]
+
+
+def test_a_parallel_build_that_lost_documents_is_redone(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(s, "PARALLEL_MIN", 10)
+    ix = WhooshIndex(tmp_path / "index")
+    counts = iter([59])  # the first count after the parallel build comes up short
+    original = ix.doc_count
+    monkeypatch.setattr(ix, "doc_count", lambda: next(counts, None) or original())
+    docs = [pm(n, f"Parallel {n}", "## Summary\ncommon\n") for n in range(1, 61)]
+    assert ix.rebuild(iter(docs), total=len(docs)) == 60
+    assert ix.query("common", limit=100).total == 60
+    assert "building it again" in caplog.text
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # Whoosh leaks

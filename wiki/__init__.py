@@ -28,12 +28,14 @@ def create_app(config: dict | None = None) -> Flask:
     from .views import history as history_views
     from .views import match as match_views
     from .views import search as search_views
+    from .views import similar as similar_views  # similar incidents (issue 6)
     from .views import tools as tools_views
 
     app_state.init_app(app)
     search.init_app(app)
     history.init_app(app)
     match_views.init_app(app)
+    similar_views.init_app(app)  # after search and match: it uses their indexes
     render.init_app(app)
     errors.init_app(app)
     security.init_app(app)
@@ -45,5 +47,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     app.register_blueprint(match_views.bp)
     app.register_blueprint(tools_views.bp)
+    app.register_blueprint(similar_views.bp)
     app_state.start(app)
     return app
