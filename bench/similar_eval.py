@@ -262,9 +262,9 @@ def tune(engine, wiki, ids, reports, queries, folds: int, seed: int, log_progres
     settings: list[sim.Weights] = []
     per_setting: list[list[int | None]] = []
     answers = [ids[earlier] for _, earlier in queries]
-    lexical = [dict(zip(LEXICAL_GRID, values)) for values in
+    lexical = [dict(zip(LEXICAL_GRID, values, strict=True)) for values in
                itertools.product(*LEXICAL_GRID.values())]
-    fusion = [dict(zip(FUSION_GRID, values)) for values in
+    fusion = [dict(zip(FUSION_GRID, values, strict=True)) for values in
               itertools.product(*FUSION_GRID.values())]
     for n, lex in enumerate(lexical, 1):
         lex_weights = base.replace(**lex)

@@ -48,5 +48,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(match_views.bp)
     app.register_blueprint(tools_views.bp)
     app.register_blueprint(similar_views.bp)
+    # chat, link previews, OpenAPI and API tokens (issue 7)
+    from . import chat, tokens
+    from .views import openapi as openapi_views
+
+    tokens.init_app(app)
+    chat.init_app(app)
+    app.register_blueprint(openapi_views.bp)
     app_state.start(app)
     return app

@@ -1,4 +1,5 @@
-"""The ``wiki`` command line: ``serve``, ``reindex``, ``check``, ``import`` and ``new``.
+"""The ``wiki`` command line: ``serve``, ``reindex``, ``check``, ``import``, ``new``, ``match``
+and ``token``.
 
 Each command is a click command whose docstring is its help text. ``wiki`` is a plain click
 group rather than Flask's ``FlaskGroup`` so that ``wiki --help`` needs no ``FLASK_APP`` and
@@ -131,6 +132,7 @@ def init_app(app: Flask) -> None:
     """Also offer the commands as ``flask --app wiki <command>`` (and on ``app.cli``)."""
     for command in (serve, reindex, check, import_command, new, match_command):
         app.cli.add_command(command)
+    app.cli.add_command(token)  # API tokens (issue 7)
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,3 +474,69 @@ def new(kind: str, title: str, variant: str | None) -> None:
     except d.DocumentError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Created {doc.id}: {_display(wiki.store.absolute(doc.path))}")
+
+
+# --------------------------------------------------------------------------------------------
+# token (issue 7)
+
+
+def _token_store():
+    from .tokens import TokenStore
+
+    return TokenStore(get_settings()["DATA_DIR"])
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for bots and scripts (Authorization: Bearer <token>).
+
+    While no token exists, API writes are open to anyone who can reach the wiki. Once one
+    exists, POST and PUT to /api/v1/documents need a valid token; reads stay open. Tokens are
+    kept hashed in the data folder (tokens.json).
+    """
+
+
+@token.command("create")
+@click.argument("name")
+def token_create(name: str) -> None:
+    """Make a token called NAME and print it (the only time it is shown)."""
+    from .tokens import TokenError
+
+    try:
+        record, secret = _token_store().create(name)
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(secret)
+    click.echo(f"Token {record.name} created. Copy it now: only its hash is kept. API writes "
+               "now need Authorization: Bearer <token>.", err=True)
+
+
+@token.command("list")
+def token_list() -> None:
+    """List tokens: name, first characters and creation time (never the token)."""
+    from .tokens import TokenError
+
+    try:
+        tokens = _token_store().tokens()
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not tokens:
+        click.echo("No API tokens: API writes are open.", err=True)
+    for t in tokens:
+        click.echo(f"{t.name}\t{t.start}…\t{t.created}")
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Delete the token called NAME; requests carrying it are refused from now on."""
+    from .tokens import TokenError
+
+    store = _token_store()
+    try:
+        store.revoke(name)
+        left = len(store.tokens())
+    except TokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Token {name} revoked; {_plural(left, 'token')} left"
+               + ("" if left else ": API writes are open again") + ".")

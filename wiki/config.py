@@ -68,6 +68,26 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WIKI_BASE_URL", "BASE_URL", "",
             "Public URL of the wiki (e.g. `https://wiki.example.com`), used in links sent to chat. "
             "Default: taken from each request."),
+    # -- chat and API tokens (issue 7) ------------------------------------------------------
+    Setting("WIKI_LINK_DOMAINS", "LINK_DOMAINS", "",
+            "Other host names of this wiki (comma-separated) whose links unfurl in Slack and "
+            "get oEmbed answers, besides the host of `WIKI_BASE_URL` and of the request."),
+    Setting("SLACK_SIGNING_SECRET", "SLACK_SIGNING_SECRET", None,
+            "The Slack app's signing secret. Turns on `/slack/commands`, `/slack/events` and "
+            "`/slack/interactive` (404 without it); every request must be signed with it."),
+    Setting("SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN", None,
+            "The Slack app's bot token (`xoxb-…`), used to unfurl links (`chat.unfurl`)."),
+    Setting("SLACK_API_URL", "SLACK_API_URL", "https://slack.com/api/",
+            "Base URL of the Slack Web API (tests point it at a local fake server)."),
+    Setting("WIKI_SLASH_COMMAND", "SLASH_COMMAND", "/pm",
+            "Name of the Slack slash command, as in the app's manifest."),
+    Setting("WIKI_WEBHOOK_TOKEN", "WEBHOOK_TOKEN", None,
+            "Token(s) (comma-separated) that `POST /hooks/chat` accepts from Mattermost or "
+            "Rocket.Chat; the webhook answers 404 without one."),
+    Setting("WIKI_WEBHOOK_CHANNEL_URL", "WEBHOOK_CHANNEL_URL", "",
+            "Link to a chat channel, for the `chat_links` of drafts started with `new` through "
+            "the webhook: a template with `{team}`, `{channel}`, `{channel_id}`. Default: "
+            "`~channel-name`."),
 )
 
 
@@ -114,5 +134,6 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
     config["MAX_UPLOAD_BYTES"] = int(config["MAX_UPLOAD_BYTES"])
     config["MAX_REQUEST_BYTES"] = int(config["MAX_REQUEST_BYTES"])
     config["BASE_URL"] = str(config["BASE_URL"] or "").rstrip("/")
+    config["LINK_DOMAINS"] = _listify(config["LINK_DOMAINS"] or "")  # chat (issue 7)
     config.update(overrides)  # anything else (e.g. TESTING) passes through untouched
     return config

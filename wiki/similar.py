@@ -56,7 +56,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, time as dtime
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -191,15 +192,18 @@ _PLACEHOLDER_RE = re.compile(r"<(?:\*|num|hex|uuid|ip|path|email|url)>")
 def line_templates(text: str, limit: int = MAX_ITEMS_PER_DOC) -> dict[str, str]:
     """``{key: template}`` of the text's lines that are worth comparing.
 
-    A line is normalised (:func:`wiki.signatures.normalise_line`: prefix stripped, variable parts
-    as placeholders); it is kept when what is left has at least three words of three letters or
-    more, so blank lines, headings alone and table rules do not count. The key is a short hash,
+    Lines that look like machine output (a digit, or one of ``= / \\ _ < > [ ] { } $ @ #``, or an
+    exception name) are normalised (:func:`wiki.signatures.normalise_line`: prefix stripped,
+    variable parts as placeholders); one is kept when what is left has at least three words of
+    three letters or more, so bare values, headings and table rules do not count. Sentences of
+    prose are left to the key terms. The key is a short hash,
     stable across processes (it is cached on disk).
     """
     out: dict[str, str] = {}
     for raw in text.split("\n"):
         raw = raw.strip().strip("|").strip()
-        if len(raw) < 16 or _FENCE_RE.match(raw) or _TABLE_RULE_RE.match(raw):
+        if len(raw) < 16 or not _MACHINE_RE.search(raw) or _FENCE_RE.match(raw) \
+                or _TABLE_RULE_RE.match(raw):
             continue
         template = sig.normalise_line(raw[:MAX_LINE_CHARS])
         words = [w for w in _WORD_RE.findall(_PLACEHOLDER_RE.sub(" ", template)) if len(w) >= 3]
@@ -222,6 +226,10 @@ def error_keys(text: str, limit: int = MAX_ITEMS_PER_DOC) -> dict[str, str]:
         if short != token and len(short) >= 6:
             out.setdefault(short.lower(), short)
     return out
+
+
+#: A line that looks like machine output: a digit, or a character prose rarely has.
+_MACHINE_RE = re.compile(r"[0-9=/\\_<>\[\]{}$@#]|[a-z](?:Exception|Error)\b")
 
 
 def _key(text: str) -> str:
@@ -332,9 +340,12 @@ def features_of(doc: d.Document) -> Features:
 
 def parse_before(value: Any) -> float | None:
     """``before`` as a UTC timestamp: an ISO date (the start of that day, UTC) or date-time
-    (without a zone: UTC). ``None``/``""`` → no limit. Raises :class:`BadQuery`."""
+    (without a zone: UTC), a ``date``/``datetime``, or a timestamp. ``None``/``""`` → no limit.
+    Raises :class:`BadQuery`."""
     if value is None or value == "":
         return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)  # already a timestamp
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
@@ -399,11 +410,11 @@ class SimilarIndex:
         self.wiki = None
         self._lock = threading.RLock()
         self._features: dict[str, Features] = {}
-        self._by_error: dict[str, set[str]] = {}
-        self._by_line: dict[str, set[str]] = {}
-        self._by_signature: dict[str, set[str]] = {}
-        self._by_service: dict[str, set[str]] = {}
-        self._by_tag: dict[str, set[str]] = {}
+        self._by_error: Postings = {}
+        self._by_line: Postings = {}
+        self._by_signature: Postings = {}
+        self._by_service: Postings = {}
+        self._by_tag: Postings = {}
         self._names: tuple[re.Pattern | None, dict[str, str]] | None = None
         self._reconciled = False
         self._dirty = False
@@ -426,15 +437,15 @@ class SimilarIndex:
             self._remove(features.id)
             self._features[features.id] = features
             for key in features.errors:
-                self._by_error.setdefault(key, set()).add(features.id)
+                _post(self._by_error, key, features.id)
             for key in features.lines:
-                self._by_line.setdefault(key, set()).add(features.id)
+                _post(self._by_line, key, features.id)
             for ident in features.signatures:
-                self._by_signature.setdefault(ident, set()).add(features.id)
+                _post(self._by_signature, ident, features.id)
             for name in features.services:
-                self._by_service.setdefault(_fold(name), set()).add(features.id)
+                _post(self._by_service, _fold(name), features.id)
             for name in features.tags:
-                self._by_tag.setdefault(_fold(name), set()).add(features.id)
+                _post(self._by_tag, _fold(name), features.id)
             self._names = None
             self._dirty = True
 
@@ -454,11 +465,7 @@ class SimilarIndex:
                  (self._by_tag, [_fold(n) for n in old.tags])]
         for index, keys in pairs:
             for key in keys:
-                ids = index.get(key)
-                if ids is not None:
-                    ids.discard(ident)
-                    if not ids:
-                        del index[key]
+                _unpost(index, key, ident)
 
     def on_save(self, doc: d.Document, wiki=None, **_) -> None:
         try:
@@ -852,13 +859,13 @@ class SimilarIndex:
         ids = self._id_cache[1]
         return lambda n: ids[n] if 0 <= n < len(ids) else None
 
-    def _overlap(self, index: dict[str, set[str]], items: dict[str, str], allowed):
+    def _overlap(self, index: Postings, items: dict[str, str], allowed):
         """Candidates sharing items (error tokens, line templates) with the text, scored by the
         share of the text's idf mass they hold."""
         n_docs = max(len(self._features), 1)
         idf = {}
         for key in items:
-            df = len(index.get(key, ()))
+            df = len(_docs(index, key))
             if df and (df <= n_docs * 0.2 or n_docs <= 20):
                 idf[key] = math.log(1 + n_docs / df)
         if not idf:
@@ -867,7 +874,7 @@ class SimilarIndex:
         scores: dict[str, float] = {}
         shared: dict[str, list[str]] = {}
         for key, weight in sorted(idf.items(), key=lambda kv: -kv[1]):
-            for ident in index[key]:
+            for ident in _docs(index, key):
                 if not allowed(ident):
                     continue
                 scores[ident] = scores.get(ident, 0.0) + weight
@@ -884,7 +891,7 @@ class SimilarIndex:
             # documents naming the signature, the signature itself, and those it links to
             signature = self._features.get(ident)
             linked = signature.links if signature is not None else ()
-            for other in {*self._by_signature.get(ident, ()), *linked}:
+            for other in {*_docs(self._by_signature, ident), *linked}:
                 if allowed(other):
                     scores[other] = scores.get(other, 0.0) + 1.0
                     shared.setdefault(other, []).append(ident)
@@ -922,20 +929,20 @@ class SimilarIndex:
                     tags.append(name)
         return services, tags
 
-    def _shared_names(self, index: dict[str, set[str]], names: list[str], allowed):
+    def _shared_names(self, index: Postings, names: list[str], allowed):
         scores: dict[str, float] = {}
         shared: dict[str, list[str]] = {}
         n_docs = max(len(self._features), 1)
         weights = {}
         for name in dict.fromkeys(names):
-            df = len(index.get(name, ()))
+            df = len(_docs(index, name))
             if df and (df <= n_docs * 0.3 or n_docs <= 20):
                 weights[name] = math.log(1 + n_docs / df)
         if not weights:
             return scores, shared
         mass = sum(weights.values())
         for name, weight in weights.items():
-            for ident in index[name]:
+            for ident in _docs(index, name):
                 if allowed(ident):
                     scores[ident] = scores.get(ident, 0.0) + weight / mass
                     shared.setdefault(ident, []).append(name)
@@ -975,6 +982,45 @@ class SimilarIndex:
                 plural = "s" if len(shown) > 1 else ""
                 reasons.append(Reason(name, f"Same {label}{plural}: {', '.join(shown)}", shown))
         return reasons
+
+
+# Inverted indexes: key → the ids of the documents that have it. Most keys (a log line's
+# template) belong to one document: those hold the id itself, not a set of one, so that a big
+# wiki's indexes are not a million small sets for the garbage collector to walk.
+Postings = dict  # dict[str, str | set[str]]
+
+
+def _post(index: Postings, key: str, ident: str) -> None:
+    ids = index.get(key)
+    if ids is None:
+        index[key] = ident
+    elif isinstance(ids, str):
+        if ids != ident:
+            index[key] = {ids, ident}
+    else:
+        ids.add(ident)
+
+
+def _unpost(index: Postings, key: str, ident: str) -> None:
+    ids = index.get(key)
+    if ids is None:
+        return
+    if isinstance(ids, str):
+        if ids == ident:
+            del index[key]
+        return
+    ids.discard(ident)
+    if len(ids) == 1:
+        index[key] = next(iter(ids))
+    elif not ids:
+        del index[key]
+
+
+def _docs(index: Postings, key: str) -> tuple[str, ...] | set[str]:
+    ids = index.get(key)
+    if ids is None:
+        return ()
+    return (ids,) if isinstance(ids, str) else ids
 
 
 def _text(value) -> str:

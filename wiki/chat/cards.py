@@ -21,7 +21,8 @@ LOOKS_LIKE_CHARS = 160
 
 _LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](url), ![alt](src)
 _WIKI_LINK_RE = re.compile(r"\[\[([^\]|]+)(?:\|([^\]]*))?\]\]")  # [[PM-7]], [[PM-7|text]]
-_EMPHASIS_RE = re.compile(r"(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1")
+#: ``**bold**``, ``_it_``, ``~~gone~~``, `` `code` `` — not the ``*`` of ``7*7`` or ``snake_case``.
+_EMPHASIS_RE = re.compile(r"(?<![\w*_~`])(\*\*|__|\*|_|~~|`)(?=\S)(.+?)(?<=\S)\1(?![\w*_~`])")
 _HTML_TAG_RE = re.compile(r"<[^>\n]{1,200}>")
 
 

@@ -291,8 +291,11 @@ def _draft_query() -> dict:
     if kind is d.SIGNATURE:
         parts += [r.get("value", "") for r in form.rows.get("patterns", [])]
         parts += form.examples.get("examples", [])
-    split = lambda name: [v.strip() for v in fields.get(name, "").replace("\n", ",").split(",")
-                          if v.strip()]  # noqa: E731
+
+    def split(name: str) -> list[str]:
+        return [v.strip() for v in fields.get(name, "").replace("\n", ",").split(",")
+                if v.strip()]
+
     source = d.normalise_id(request.form.get("doc_id", ""))
     return dict(text="\n\n".join(p for p in parts if p and p.strip()),
                 title=fields.get("title", ""), services=split("services"), tags=split("tags"),
