@@ -63,8 +63,19 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
+class Rows(list):
+    """Rows printed as soon as they are measured, so a long run shows progress."""
+
+    def append(self, row) -> None:
+        super().append(row)
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
 def measure(label: str, content: Path, repeats: int = 3) -> list[tuple[str, str, str]]:
-    rows = []
+    print(f"\n### {label}\n")
+    print("| measure | wiki | baseline (same run) |")
+    print("|---|---|---|", flush=True)
+    rows = Rows()
     work = Path(tempfile.mkdtemp(prefix="pw-bench-"))
     try:
         cold = []
@@ -129,11 +140,6 @@ def measure(label: str, content: Path, repeats: int = 3) -> list[tuple[str, str,
                          fmt(percentile(cold_page, pct)), ""))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n### {label}\n")
-    print("| measure | wiki | baseline (same run) |")
-    print("|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
     return rows
 
 

@@ -91,9 +91,9 @@ BM25_B = 0.75
 NOT_RELATED = "not_related"
 #: Front-matter fields that link documents; a linked document is not suggested again.
 LINKED_FIELDS = (*d.LINK_FIELDS, NOT_RELATED)
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
-SIGNALS = ("terms", "exact", "errors", "lines", "signatures", "services", "tags")
+SIGNALS = ("terms", "cosine", "exact", "errors", "lines", "signatures", "services", "tags")
 
 
 class BadQuery(ValueError):
@@ -113,6 +113,7 @@ class Weights:
     """
 
     terms: float = 1.0
+    cosine: float = 1.0
     exact: float = 0.3
     errors: float = 0.2
     lines: float = 0.2
@@ -120,6 +121,7 @@ class Weights:
     services: float = 0.1
     tags: float = 0.05
     key_terms: int = 30  #: key terms of the text in the ``terms`` query
+    cosine_terms: int = 100  #: terms of the text in the ``cosine`` signal
     exact_terms: int = 20  #: error tokens in the ``exact`` query
     title_boost: float = 0.5  #: weight of the ``title`` field next to ``body`` (1.0)
     summary_boost: float = 0.25  #: weight of the ``summary`` field
@@ -263,6 +265,7 @@ class Features:
     not_related: list[str]
     errors: dict[str, str]
     lines: list[str]  #: template keys
+    norm: float = 0.0  #: length of its tf-idf vector (``body`` terms), for the cosine signal
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -313,7 +316,8 @@ def _ids(values: Any) -> list[str]:
     return list(dict.fromkeys(i for i in (d.normalise_id(v) for v in values) if i))
 
 
-def features_of(doc: d.Document) -> Features:
+def features_of(doc: d.Document, norm_of: Callable[[str], float] | None = None) -> Features:
+    """The evidence of one document; ``norm_of(text)`` gives its tf-idf vector's length."""
     fm = doc.front_matter
     text = document_text(doc)[:MAX_TEXT_CHARS]
     when, day = _when(fm)
@@ -331,6 +335,7 @@ def features_of(doc: d.Document) -> Features:
         not_related=_ids(fm.get(NOT_RELATED)),
         errors=error_keys(text),
         lines=list(line_templates(text)),
+        norm=norm_of(text) if norm_of else 0.0,
     )
 
 
@@ -345,6 +350,8 @@ def parse_before(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise BadQuery("“before” must be a date, a date-time or a finite timestamp.")
         return float(value)  # already a timestamp
     if isinstance(value, datetime):
         parsed = value
@@ -430,7 +437,27 @@ class SimilarIndex:
         return self
 
     def add(self, doc: d.Document) -> None:
-        self.put(features_of(doc))
+        self.put(features_of(doc, self._norm))
+
+    def _norm(self, text: str) -> float:
+        """Length of a text's tf-idf vector over the search index's ``body`` terms, weighted as
+        :meth:`_lexical` weighs them (``(1 + log tf) × idf``), with today's document
+        frequencies. (They drift as the wiki grows; a full sync computes every length again.)"""
+        try:
+            s = self._searcher()
+            if s is None or "body" not in s.schema.names():
+                return 0.0
+            counts = Counter(t.text for t in s.schema["body"].analyzer(text, mode="query"))
+            reader = s.reader()
+            n_docs = max(s.doc_count(), 1)
+            total = 0.0
+            for term, tf in counts.items():
+                df = reader.doc_frequency("body", term) or 1
+                total += ((1 + math.log(tf)) * _idf(n_docs, df)) ** 2
+            return math.sqrt(total)
+        except Exception:  # noqa: BLE001 - the cosine signal skips this document
+            log.debug("similar: no tf-idf length", exc_info=True)
+            return 0.0
 
     def put(self, features: Features) -> None:
         with self._lock:
@@ -720,7 +747,7 @@ class SimilarIndex:
 
     def _lexical(self, q: _Query, w: Weights, allowed, messages: list[str]):
         """The ``terms`` and ``exact`` signals, from the search index."""
-        empty = {"terms": ({}, {}), "exact": ({}, {})}
+        empty = {"terms": ({}, {}), "cosine": ({}, {}), "exact": ({}, {})}
         try:
             s = self._searcher()
         except Exception:  # noqa: BLE001 - e.g. the index is being rebuilt
@@ -731,28 +758,33 @@ class SimilarIndex:
         if s is None:
             return empty
         try:
-            return {
-                "terms": self._bm25(s, q, w, allowed, prose=True),
-                "exact": self._bm25(s, q, w, allowed, prose=False),
-            }
+            return {**self._bm25(s, q, w, allowed, prose=True),
+                    **self._bm25(s, q, w, allowed, prose=False)}
         except Exception:  # noqa: BLE001
             log.exception("similar: lexical search failed")
             messages.append("Words could not be compared this time.")
             return empty
 
-    def _bm25(self, s, q: _Query, w: Weights, allowed, prose: bool):
-        """BM25F of the text's key terms (``prose``) or error tokens over the search index.
+    def _bm25(self, s, q: _Query, w: Weights, allowed, prose: bool) -> dict:
+        """The lexical signals from the search index's posting lists.
 
-        Scored here from the index's posting lists rather than with ``Searcher.search``: a
-        union of 30–90 weighted terms is what Whoosh's matcher tree is slowest at (its
-        block-quality replacement ran 5× longer than reading the postings).
+        ``prose``: the text's key terms as BM25F over ``body`` (every word of a document),
+        ``title`` and ``summary`` (signal ``terms``), and its ``cosine_terms`` heaviest terms as
+        tf-idf cosine over ``body`` (signal ``cosine``: length-normalised, so a long document
+        does not win by its length). Otherwise the error tokens as BM25 over ``exact``.
+
+        Scored here from the posting lists rather than with ``Searcher.search``: a union of
+        30–90 weighted terms is what Whoosh's matcher tree is slowest at (its block-quality
+        replacement ran 5× longer than reading the postings).
         """
         schema = s.schema
         fieldname = "body" if prose else "exact"
         names = set(schema.names())
         numterms = w.key_terms if prose else w.exact_terms
-        if fieldname not in names or numterms <= 0:
-            return {}, {}
+        wanted = max(numterms, w.cosine_terms if prose and w.cosine else 0)
+        empty = {"terms": ({}, {}), "cosine": ({}, {})} if prose else {"exact": ({}, {})}
+        if fieldname not in names or wanted <= 0:
+            return empty
         analyzer = schema[fieldname].analyzer
         counts: Counter = Counter()
         surface: dict[str, str] = {}
@@ -775,39 +807,63 @@ class SimilarIndex:
                 continue
             weighted.append(((1 + math.log(tf)) * _idf(n_docs, df), term))
         weighted.sort(key=lambda x: (-x[0], x[1]))
-        chosen = weighted[:numterms]
-        if not chosen:
-            return {}, {}
+        if not weighted:
+            return empty
+        key_terms = {term for _, term in weighted[:numterms]}
         fields = [(fieldname, 1.0)]
         if prose:
             fields += [(f, b) for f, b in (("title", w.title_boost), ("summary", w.summary_boost))
                        if b and f in names]
-        top = chosen[0][0]
-        totals: dict[int, float] = {}
+        top = weighted[0][0]
+        bm25: dict[int, float] = {}
+        cosine: dict[int, float] = {}
         matched: dict[int, list[str]] = {}
-        for weight, term in chosen:
+        for weight, term in weighted[:wanted]:
             qw = weight / top
+            idf = _idf(n_docs, reader.doc_frequency(fieldname, term))
             for name, boost in fields:
-                for docnum, score in self._postings(s, name, term):
-                    totals[docnum] = totals.get(docnum, 0.0) + qw * boost * score
+                if name != fieldname and term not in key_terms:
+                    continue
+                for docnum, tf, score in self._postings(s, name, term):
+                    if term in key_terms:
+                        bm25[docnum] = bm25.get(docnum, 0.0) + qw * boost * score
                     if name == fieldname:
-                        matched.setdefault(docnum, []).append(term)
+                        matched.setdefault(docnum, []).append(term)  # heaviest first
+                        if prose:
+                            cosine[docnum] = cosine.get(docnum, 0.0) \
+                                + qw * (1 + math.log(tf)) * idf
         ids = self._ids_column(s)
-        scores: dict[str, float] = {}
-        shared: dict[str, list[str]] = {}
-        for docnum, score in sorted(totals.items(), key=lambda kv: -kv[1]):
-            ident = ids(docnum)
-            if not ident or not allowed(ident):
-                continue
-            scores[ident] = score
-            shared[ident] = [surface.get(t, t) for t in matched.get(docnum, [])]
-            if len(scores) >= LIST_DEPTH:
-                break
-        best = max(scores.values(), default=0.0) or 1.0
-        return {i: v / best for i, v in scores.items()}, shared
+        out = {}
+        for signal, totals in (("terms" if prose else "exact", bm25), ("cosine", cosine)):
+            if signal == "cosine":
+                if not prose:
+                    continue
+                totals = self._by_length(totals, ids)
+            scores: dict[str, float] = {}
+            shared: dict[str, list[str]] = {}
+            for docnum, score in sorted(totals.items(), key=lambda kv: -kv[1]):
+                ident = ids(docnum)
+                if not ident or not allowed(ident):
+                    continue
+                scores[ident] = score
+                shared[ident] = [surface.get(t, t) for t in matched.get(docnum, [])]
+                if len(scores) >= LIST_DEPTH:
+                    break
+            best = max(scores.values(), default=0.0) or 1.0
+            out[signal] = ({i: v / best for i, v in scores.items()}, shared)
+        return out
+
+    def _by_length(self, totals: dict[int, float], ids) -> dict[int, float]:
+        """Dot products divided by each document's tf-idf length (those without one skipped)."""
+        out = {}
+        for docnum, dot in totals.items():
+            f = self._features.get(ids(docnum) or "")
+            if f is not None and f.norm:
+                out[docnum] = dot / f.norm
+        return out
 
     def _postings(self, s, fieldname: str, term: str):
-        """``(docnum, BM25 score)`` of every document of ``s`` holding ``term`` in the field."""
+        """``(docnum, tf, BM25 score)`` of every document of ``s`` with ``term`` in the field."""
         n_docs = max(s.doc_count(), 1)
         df = s.doc_frequency(fieldname, term)
         if not df:
@@ -824,7 +880,7 @@ class SimilarIndex:
                 dl = lengths.get(docnum)
                 if dl is None:
                     dl = lengths[docnum] = reader.doc_field_length(sub, fieldname, 1) or 1
-                yield docnum, idf * tf * (BM25_K1 + 1) / (
+                yield docnum, tf, idf * tf * (BM25_K1 + 1) / (
                     tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avg))
 
     def _generation(self, s):
@@ -895,7 +951,8 @@ class SimilarIndex:
                 if allowed(other):
                     scores[other] = scores.get(other, 0.0) + 1.0
                     shared.setdefault(other, []).append(ident)
-        return {i: v / len(q_sigs) for i, v in scores.items()}, shared
+        # one confirmed signature is the whole story: the bug is known, this is where it was
+        return {i: 1.0 for i in scores}, shared
 
     def _name_pattern(self) -> tuple[re.Pattern | None, dict[str, str]]:
         """One regex finding every known service and tag name in folded text."""
@@ -971,7 +1028,7 @@ class SimilarIndex:
         if lines:
             more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
             reasons.append(Reason("lines", f"Same log line: {lines[0][:160]}{more}", lines[:3]))
-        terms = detail["terms"].get(ident, [])[:REASON_TERMS]
+        terms = (detail["terms"].get(ident) or detail["cosine"].get(ident) or [])[:REASON_TERMS]
         if terms:
             reasons.append(Reason("terms", "Shared key terms: " + ", ".join(terms), terms))
         for name, label in (("services", "service"), ("tags", "tag")):

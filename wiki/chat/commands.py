@@ -182,6 +182,10 @@ class SeenAnswer(Answer):
     similar: list[SimilarItem] = field(default_factory=list)
     seen_url: str = ""
 
+    @property
+    def lines_matched(self) -> str:
+        return f"{self.lines:,} line{'' if self.lines == 1 else 's'} matched"
+
 
 @dataclass
 class ListAnswer(Answer):

@@ -112,7 +112,7 @@ def interactive():
 
 
 class _RecentIds:
-    """The last few thousand event ids, to drop events Slack delivers again."""
+    """The last :data:`SEEN_EVENTS` event ids, to drop events Slack delivers again."""
 
     def __init__(self, size: int = SEEN_EVENTS):
         self.size, self._ids, self._lock = size, OrderedDict(), threading.Lock()
@@ -361,7 +361,7 @@ def _blocks(answer: Answer) -> list[dict]:
             rows = [f"• {link(s.url, f'{s.id}: {s.title}')}"
                     + (f" — {esc(s.reasons[0])}" if s.reasons else "") for s in answer.similar]
             blocks.append(section("*Similar incidents*\n" + "\n".join(rows)))
-        blocks.append(context(f"{answer.lines:,} lines matched · "
+        blocks.append(context(f"{answer.lines_matched} · "
                               + link(answer.seen_url, "paste a whole log on the wiki")))
         return blocks
     if isinstance(answer, ListAnswer):

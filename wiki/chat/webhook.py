@@ -141,7 +141,7 @@ def channel_link(data: dict) -> str | None:
 # Markdown
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~])")  # what makes emphasis, code, links or HTML
 
 
 def md(text) -> str:
@@ -213,7 +213,7 @@ def _text(answer: Answer) -> str:
             rows.append("**Similar incidents**")
             rows += [f"* {md_link(s.url, f'{s.id}: {s.title}')}"
                      + (f" — {md(s.reasons[0])}" if s.reasons else "") for s in answer.similar]
-        rows.append(f"_{answer.lines:,} lines matched · "
+        rows.append(f"_{answer.lines_matched} · "
                     f"{md_link(answer.seen_url, 'paste a whole log on the wiki')}_")
         return "\n".join(rows)
     if isinstance(answer, ListAnswer):
