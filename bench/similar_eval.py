@@ -144,7 +144,7 @@ def rank_of(ranked: list[str], answer: str) -> int | None:
 
 def row(name: str, ranks: list[int | None], note: str = "") -> str:
     f = figures(ranks)
-    return (f"| {name} | {f['R@1']:.2f} | {f['R@5']:.2f} | {f['R@10']:.2f} | {f['MRR']:.3f} |"
+    return (f"| {name} | {f['R@1']:.3f} | {f['R@5']:.3f} | {f['R@10']:.3f} | {f['MRR']:.3f} |"
             + (f" {note} |" if note else " |"))
 
 
@@ -389,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 engine, wiki, ids, reports, pairs, args.folds, args.seed, say)
             say("\nBest single settings on all queries (in-sample, for reference):")
             for w, f in table:
-                say(f"  MRR {f['MRR']:.3f} R@1 {f['R@1']:.2f} R@5 {f['R@5']:.2f} "
-                    f"R@10 {f['R@10']:.2f}  {describe(w)}")
+                say(f"  MRR {f['MRR']:.3f} R@1 {f['R@1']:.3f} R@5 {f['R@5']:.3f} "
+                    f"R@10 {f['R@10']:.3f}  {describe(w)}")
             say(f"\nChosen on all queries (best plateau): {describe(best)}")
             say(f"Chosen per fold ({args.folds}-fold CV, seed {args.seed}):")
             for w in chosen:

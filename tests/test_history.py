@@ -408,8 +408,10 @@ def test_a_deletion_is_a_commit(in_git, repo):
     doc = wiki.get("PM-1")
     wiki.store.delete(doc)
     history.on_delete(doc, wiki, author=ANA, message="Duplicate")  # as Wiki.delete will
-    assert git(repo, "log", "-1", "--format=%an|%s", "--name-status").split("\n")[:3] == [
-        "Ana Lima|PM-1: Duplicate", "", f"D\t{PM1}"]
+    lines = git(repo, "log", "-1", "--format=%an|%s", "--name-status").strip().split("\n")
+    assert lines[0] == "Ana Lima|PM-1: Duplicate"
+    # The id counter moves past the deleted id (ids are never reused) and is committed with it.
+    assert sorted(lines[2:]) == ["A\tcontent/.wiki-ids.yml", f"D\t{PM1}"]
 
 
 @needs_git

@@ -62,7 +62,7 @@ def test_a_bare_hash_list_is_found_as_a_shared_error_string(demo_app):
     result = engine(demo_app).similar(f"client keeps sending {HASH_LIST}", limit=3)
     first = result.suggestions[0]
     assert first.id == "SIG-1"
-    assert any(r.kind == "errors" and HASH_LIST in r.values for r in first.reasons)
+    assert any(r.kind == "exact" and HASH_LIST in r.values for r in first.reasons)
 
 
 def test_every_suggestion_has_reasons_and_a_score(demo_app):
