@@ -262,7 +262,7 @@ def mrr(ranks) -> float:
     return sum(1 / r for r in ranks if r and r <= DEPTH) / (len(ranks) or 1)
 
 
-def tune(engine, wiki, ids, reports, queries, folds: int, seed: int, log_progress):
+def tune(engine, wiki, ids, reports, queries, folds: int, seeds: list[int], log_progress):
     """Grid search; returns the chosen weights, their ranks, the cross-validated ranks, the
     setting chosen in each fold and the best settings.
 
@@ -303,22 +303,26 @@ def tune(engine, wiki, ids, reports, queries, folds: int, seed: int, log_progres
                   for s in range(len(settings))]
         return max(range(len(settings)), key=lambda s: (round(smooth[s], 6), own[s], -s))
 
-    order = list(range(len(queries)))
-    random.Random(seed).shuffle(order)
-    fold_of = {q: i % folds for i, q in enumerate(order)}
-    cv_ranks: list[int | None] = [None] * len(queries)
-    chosen = []
-    for fold in range(folds):
-        best = choose([q for q in order if fold_of[q] != fold])
-        chosen.append(settings[best])
-        for q in order:
-            if fold_of[q] == fold:
-                cv_ranks[q] = per_setting[best][q]
-    best_all = choose(order)
+    def cross_validate(seed: int):
+        order = list(range(len(queries)))
+        random.Random(seed).shuffle(order)
+        fold_of = {q: i % folds for i, q in enumerate(order)}
+        cv_ranks: list[int | None] = [None] * len(queries)
+        chosen = []
+        for fold in range(folds):
+            best = choose([q for q in order if fold_of[q] != fold])
+            chosen.append(settings[best])
+            for q in order:
+                if fold_of[q] == fold:
+                    cv_ranks[q] = per_setting[best][q]
+        return cv_ranks, chosen
+
+    runs = {seed: cross_validate(seed) for seed in seeds}
+    best_all = choose(list(range(len(queries))))
     top = sorted(range(len(settings)), key=lambda s: (mrr(per_setting[s]), -s),
                  reverse=True)[:5]
     table = [(settings[s], figures(per_setting[s])) for s in top]
-    return settings[best_all], per_setting[best_all], cv_ranks, chosen, table
+    return settings[best_all], per_setting[best_all], runs, table
 
 
 def describe(w: sim.Weights) -> str:
@@ -335,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--tune", action="store_true", help="run the grid search and its CV")
     parser.add_argument("--folds", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                        help="fold splits of the cross-validation (default 1 2 3 4 5)")
     args = parser.parse_args(argv)
     if not (args.data / "hadoop_bugs.csv").exists():
         print(f"No data in {args.data} (expected hadoop_bugs.csv and duplicates.csv).")
@@ -385,21 +390,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.tune:
             say(f"\nGrid search: {math.prod(len(v) for v in LEXICAL_GRID.values())} lexical "
                 f"× {math.prod(len(v) for v in FUSION_GRID.values())} fusion settings")
-            best, best_ranks, cv_ranks, chosen, table = tune(
-                engine, wiki, ids, reports, pairs, args.folds, args.seed, say)
+            best, best_ranks, runs, table = tune(
+                engine, wiki, ids, reports, pairs, args.folds, args.seeds, say)
             say("\nBest single settings on all queries (in-sample, for reference):")
             for w, f in table:
                 say(f"  MRR {f['MRR']:.3f} R@1 {f['R@1']:.3f} R@5 {f['R@5']:.3f} "
                     f"R@10 {f['R@10']:.3f}  {describe(w)}")
             say(f"\nChosen on all queries (best plateau): {describe(best)}")
-            say(f"Chosen per fold ({args.folds}-fold CV, seed {args.seed}):")
-            for w in chosen:
+            first = args.seeds[0]
+            say(f"Chosen per fold ({args.folds}-fold CV, seed {first}):")
+            for w in runs[first][1]:
                 say(f"  {describe(w)}")
             say("")
             say(HEADER)
             say(row("engine, chosen setting, in-sample (optimistic)", best_ranks, "grid"))
-            say(row(f"engine, {args.folds}-fold cross-validated", cv_ranks,
-                    "honest estimate"))
+            for seed, (cv_ranks, _) in runs.items():
+                say(row(f"engine, {args.folds}-fold cross-validated, seed {seed}", cv_ranks,
+                        "held-out folds"))
+            if len(runs) > 1:
+                per_seed = [figures(r) for r, _ in runs.values()]
+                mean = {k: statistics.mean(f[k] for f in per_seed) for k in per_seed[0]}
+                say(f"| engine, cross-validated, mean of {len(runs)} fold splits | "
+                    f"{mean['R@1']:.3f} | {mean['R@5']:.3f} | {mean['R@10']:.3f} | "
+                    f"{mean['MRR']:.3f} | honest estimate |")
     return 0
 
 
