@@ -194,10 +194,14 @@ class Store:
         with file_lock(self.data_dir / "locks" / "ids.lock"):
             counters = self._read_counters()
             highest = counters.get(kind.prefix, 1) - 1
-            for info in self.files():
-                stem = Path(info.path).name.split("-")
-                if len(stem) > 1 and stem[0].upper() == kind.prefix and stem[1].isdigit():
-                    highest = max(highest, int(stem[1]))
+            if kind.prefix not in counters:
+                # No counter yet (a new content repository): file names tell the ids in use.
+                # With a counter, ``taken`` (the database's ids) covers hand-written files, and
+                # listing every file on every create would cost ~250 ms at 10,000 documents.
+                for info in self.files():
+                    stem = Path(info.path).name.split("-")
+                    if len(stem) > 1 and stem[0].upper() == kind.prefix and stem[1].isdigit():
+                        highest = max(highest, int(stem[1]))
             for ident in taken or ():
                 parsed = d.parse_id(ident)
                 if parsed and parsed[0] is kind:
