@@ -468,6 +468,9 @@ def test_concurrent_writers_in_threads(tmp_path):
 
 def test_parallel_rebuild_keeps_every_document(tmp_path, monkeypatch):
     monkeypatch.setattr(s, "PARALLEL_MIN", 10)
+    # Parallel builds only run when no other thread exists (forking with threads is unsafe);
+    # earlier tests may leave idle threads (servers of browser tests) behind.
+    monkeypatch.setattr(s.threading, "active_count", lambda: 1)
     ix = WhooshIndex(tmp_path / "index")
     calls = []
     original = ix._rebuild
@@ -481,6 +484,9 @@ def test_parallel_rebuild_keeps_every_document(tmp_path, monkeypatch):
 
 def test_a_parallel_build_that_lost_documents_is_redone(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(s, "PARALLEL_MIN", 10)
+    # Parallel builds only run when no other thread exists (forking with threads is unsafe);
+    # earlier tests may leave idle threads (servers of browser tests) behind.
+    monkeypatch.setattr(s.threading, "active_count", lambda: 1)
     ix = WhooshIndex(tmp_path / "index")
     counts = iter([59])  # the first count after the parallel build comes up short
     original = ix.doc_count
