@@ -266,3 +266,19 @@ def test_curating_with_a_stale_revision(demo_client):
                                 data={"target": "PM-4", "base_revision": "0" * 20},
                                 headers={"Accept": "application/json"})
     assert response.status_code == 409
+
+
+def test_page_panel_is_remembered_until_something_changes(demo_app, monkeypatch):
+    index = demo_app.extensions["similar"]
+    calls = []
+    original = index.similar_to
+    monkeypatch.setattr(index, "similar_to",
+                        lambda doc, **kw: calls.append(doc.id) or original(doc, **kw))
+    client = demo_app.test_client()
+    first = client.get("/PM-3", follow_redirects=True).get_data(as_text=True)
+    second = client.get("/PM-3", follow_redirects=True).get_data(as_text=True)
+    assert calls == ["PM-3"] and panel(first) == panel(second)
+    demo_app.extensions["wiki"].create("postmortem", {"title": "Relay retries again"},
+                                       "## Summary\nRetries from the notification service.")
+    client.get("/PM-3", follow_redirects=True)
+    assert calls == ["PM-3", "PM-3"]  # a save anywhere changes the index: ranked again

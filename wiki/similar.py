@@ -436,6 +436,8 @@ class SimilarIndex:
         self._dirty = False
         self._length_cache: dict = {}
         self._id_cache: tuple = (None, [])
+        self._panel_cache: dict = {}  #: document page panels, see similar_to_cached()
+        self._panel_lock = threading.Lock()
 
     # -- keeping it current ------------------------------------------------------------------
 
@@ -623,6 +625,32 @@ class SimilarIndex:
     def similar_to(self, doc: d.Document, **kwargs) -> SimilarResult:
         """Documents similar to ``doc`` (not itself, nor those it links or dismissed)."""
         return self.similar(**{**document_query(doc), **kwargs})
+
+    def generation(self) -> Any:
+        """Changes whenever the search index does (every save); ``None`` when unknown."""
+        try:
+            s = self._searcher()
+            return s.ixreader.generation() if s is not None else None
+        except Exception:  # noqa: BLE001 - unknown: callers do not cache
+            return None
+
+    def similar_to_cached(self, doc: d.Document, limit: int) -> SimilarResult:
+        """:meth:`similar_to` for a document page, remembered until the document or the index
+        changes, so reading a page between saves does not rank the whole wiki again."""
+        generation = self.generation()
+        key = (doc.id, doc.revision, generation, limit)
+        if generation is not None and doc.revision:
+            with self._panel_lock:
+                hit = self._panel_cache.get(key)
+            if hit is not None:
+                return hit
+        result = self.similar_to(doc, limit=limit)
+        if generation is not None and doc.revision:
+            with self._panel_lock:
+                if len(self._panel_cache) >= 512:
+                    self._panel_cache.clear()
+                self._panel_cache[key] = result
+        return result
 
     def similar(self, text: str, *, title: str = "", services: Iterable[str] = (),
                 tags: Iterable[str] = (), signatures: Iterable[str] = (),

@@ -91,7 +91,7 @@ def results_json(result: sim.SimilarResult) -> dict:
 def similar_for(doc, limit: int = PANEL_LIMIT) -> sim.SimilarResult | None:
     """Similar documents for a document page; ``None`` when they cannot be had right now."""
     try:
-        return get_index().similar_to(doc, limit=limit)
+        return get_index().similar_to_cached(doc, limit=limit)
     except Exception:  # noqa: BLE001 - the page shows without its panel rather than failing
         log.exception("similar documents for %s failed", getattr(doc, "id", "?"))
         return None
