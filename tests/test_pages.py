@@ -417,7 +417,7 @@ def url_scheme(value: str) -> str | None:
 
 
 #: The wiki's own scripts that reading pages may load (issue 7: "Copy link"); nothing else.
-OWN_SCRIPTS = re.compile(r'<script src="/static/js/copy-link\.js" defer></script>')
+OWN_SCRIPTS = re.compile(r'<script src="/static/js/(?:csrf|copy-link)\.js" defer></script>')
 
 
 def assert_safe(html: str, url: str) -> None:

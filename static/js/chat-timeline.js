@@ -19,34 +19,6 @@
   var lines = [];
   var lastClicked = null;
 
-  loadStylesheet();
-
-  function loadStylesheet() {
-    if (document.querySelector('link[href*="tools.css"]')) {
-      return;
-    }
-    var script = document.currentScript;
-    if (!script || !script.src) {
-      return;
-    }
-    var link = document.createElement("link");
-    link.rel = "stylesheet";
-    link.href = script.src.replace(/js\/[^\/?#]+([?#].*)?$/, "tools.css");
-    document.head.appendChild(link);
-  }
-
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    if (meta) {
-      return meta.getAttribute("content") || "";
-    }
-    if (window.WikiEditor && typeof window.WikiEditor.csrfToken === "function") {
-      return window.WikiEditor.csrfToken() || "";
-    }
-    var field = document.querySelector('input[name="csrf_token"]');
-    return field ? field.value : "";
-  }
-
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (key) {
@@ -176,7 +148,7 @@
       headers: {
         "Content-Type": "application/json",
         Accept: "application/json",
-        "X-CSRFToken": csrfToken()
+        "X-CSRFToken": window.wikiCsrfToken()
       },
       body: JSON.stringify({ text: text, day: dayInput.value || null, tz: zoneInput.value || null })
     })

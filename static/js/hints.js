@@ -28,35 +28,6 @@
   var inFlight = null;
   var current = { text: "", hints: [] };
 
-  loadStylesheet();
-
-  function loadStylesheet() {
-    if (document.querySelector('link[href*="tools.css"]')) {
-      return;
-    }
-    var script = document.currentScript;
-    var src = script && script.src;
-    if (!src) {
-      return;
-    }
-    var link = document.createElement("link");
-    link.rel = "stylesheet";
-    link.href = src.replace(/js\/[^\/?#]+([?#].*)?$/, "tools.css");
-    document.head.appendChild(link);
-  }
-
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    if (meta) {
-      return meta.getAttribute("content") || "";
-    }
-    if (window.WikiEditor && typeof window.WikiEditor.csrfToken === "function") {
-      return window.WikiEditor.csrfToken() || "";
-    }
-    var field = document.querySelector('input[name="csrf_token"]');
-    return field ? field.value : "";
-  }
-
   function getBody() {
     if (editor && typeof editor.getBody === "function") {
       return editor.getBody();
@@ -104,7 +75,7 @@
       headers: {
         "Content-Type": "application/json",
         Accept: "application/json",
-        "X-CSRFToken": csrfToken()
+        "X-CSRFToken": window.wikiCsrfToken()
       },
       body: JSON.stringify({ text: text, names: names() }),
       signal: inFlight ? inFlight.signal : undefined

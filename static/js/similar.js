@@ -28,18 +28,6 @@
   var sequence = 0;
   var lastSent = null;
 
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    if (meta && meta.getAttribute("content")) {
-      return meta.getAttribute("content");
-    }
-    if (window.WikiEditor && typeof window.WikiEditor.csrfToken === "function") {
-      return window.WikiEditor.csrfToken() || "";
-    }
-    var field = form.querySelector('input[name="csrf_token"]');
-    return field ? field.value : "";
-  }
-
   function draftData() {
     var data = new FormData(form);
     data.delete("action");
@@ -76,7 +64,7 @@
       method: "POST",
       body: data,
       credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(), "Accept": "text/html" }
+      headers: { "X-CSRFToken": window.wikiCsrfToken(), "Accept": "text/html" }
     }).then(function (response) {
       if (!response.ok) {
         throw new Error("HTTP " + response.status);
@@ -150,7 +138,7 @@
     var data = new FormData();
     data.set("target", button.getAttribute("data-target"));
     data.set("both", "0");
-    data.set("csrf_token", csrfToken());
+    data.set("csrf_token", window.wikiCsrfToken());
     Array.prototype.forEach.call(item.querySelectorAll("button"), function (b) {
       b.disabled = true;
     });
@@ -158,7 +146,7 @@
       method: "POST",
       body: data,
       credentials: "same-origin",
-      headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
+      headers: { "X-CSRFToken": window.wikiCsrfToken(), "Accept": "application/json" }
     }).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) {

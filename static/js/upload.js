@@ -19,34 +19,6 @@
   var pending = 0;
   var counter = 0;
 
-  loadStylesheet();
-
-  function loadStylesheet() {
-    if (document.querySelector('link[href*="tools.css"]')) {
-      return;
-    }
-    var script = document.currentScript;
-    if (!script || !script.src) {
-      return;
-    }
-    var link = document.createElement("link");
-    link.rel = "stylesheet";
-    link.href = script.src.replace(/js\/[^\/?#]+([?#].*)?$/, "tools.css");
-    document.head.appendChild(link);
-  }
-
-  function csrfToken() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    if (meta) {
-      return meta.getAttribute("content") || "";
-    }
-    if (window.WikiEditor && typeof window.WikiEditor.csrfToken === "function") {
-      return window.WikiEditor.csrfToken() || "";
-    }
-    var field = document.querySelector('input[name="csrf_token"]');
-    return field ? field.value : "";
-  }
-
   // ------------------------------------------------------------------ status line
   var status = document.createElement("span");
   status.className = "upload-status";
@@ -117,7 +89,7 @@
     fetch(endpoint, {
       method: "POST",
       credentials: "same-origin",
-      headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+      headers: { Accept: "application/json", "X-CSRFToken": window.wikiCsrfToken() },
       body: form
     })
       .then(function (response) {
