@@ -552,3 +552,24 @@ def _plugins_scenario(browser, live_tools, tmp_path):
         assert problems == []
     finally:
         context.close()
+
+
+def test_raw_uploads_need_an_api_token_once_one_exists(csrf_client, tmp_path):
+    from wiki.tokens import TokenStore
+
+    _, secret = TokenStore(tmp_path / "data").create("uploader")
+
+    def raw(headers):
+        return csrf_client.post("/api/v1/assets", data=make_png(),
+                                headers={"X-Filename": "g.png", **headers})
+
+    refused = raw({})
+    assert refused.status_code == 401
+    assert "token" in refused.get_json()["error"]
+    assert raw({"Authorization": "Bearer pmw_not-the-token"}).status_code == 401
+    assert raw({"Authorization": f"Bearer {secret}"}).status_code == 201
+    # The editor's upload comes with the session's CSRF token and needs no API token.
+    editor = csrf_client.post("/api/v1/assets", headers={"X-CSRFToken": _token(csrf_client)},
+                              data={"file": (io.BytesIO(make_png()), "h.png")},
+                              content_type="multipart/form-data")
+    assert editor.status_code == 201

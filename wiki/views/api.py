@@ -30,6 +30,12 @@ MAX_LIMIT = 200
 def _require_token_for_writes():
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
+    require_write_token()
+
+
+def require_write_token() -> None:
+    """401 unless the request carries a valid ``Authorization: Bearer`` token, once any token
+    exists (also used by ``POST /api/v1/assets`` for uploads that come without a session)."""
     store = current_app.extensions.get("tokens")
     try:
         if store is None or not store.enabled():

@@ -27,6 +27,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request, sen
 from .. import assets, chat_timeline, hints
 from ..errors import WikiError
 from ..security import csrf_problem
+from .api import require_write_token
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def _read_upload(limit: int) -> tuple[str, bytes]:
     ``/api/`` is exempt from the CSRF check because a cross-site HTML form cannot send JSON,
     but it can send ``multipart/form-data``: such an upload must carry the CSRF token (the
     editor sends it as ``X-CSRFToken``). A raw body needs the ``X-Filename`` header, which a
-    cross-site form cannot set, so scripts can upload that way without a session.
+    cross-site form cannot set, so scripts can upload that way without a session — with an
+    ``Authorization: Bearer`` token once the wiki has API tokens, like every other API write.
     """
     _check_content_length(limit)
     if request.mimetype == "multipart/form-data":
@@ -180,6 +182,7 @@ def _read_upload(limit: int) -> tuple[str, bytes]:
         if upload is None:
             raise WikiError(400, "Send the image as the multipart field 'file'.")
         return upload.filename or "", upload.stream.read(limit + 1)
+    require_write_token()  # no session: a script, which needs a token once any exists
     name = unquote(request.headers.get("X-Filename", ""))
     if not name:
         raise WikiError(400, "Send the image as the multipart field 'file', or as the request "
