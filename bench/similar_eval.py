@@ -87,16 +87,21 @@ def load(data_dir: Path):
     pairs = []
     with open(data_dir / "duplicates.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            a, b = row["Issue id"].strip(), row["Duplicate id"].strip()
-            if a not in reports or b not in reports:
-                continue
-            ra, rb = reports[a], reports[b]
-            if ra["created"] == rb["created"]:
-                continue  # no "earlier" report
-            later, earlier = (a, b) if ra["created"] > rb["created"] else (b, a)
-            if (later, earlier) not in pairs:
-                pairs.append((later, earlier))
+            # a cell may list several ids ("13547000, 13396667"): one pair each
+            for a, b in itertools.product(_ids(row["Issue id"]), _ids(row["Duplicate id"])):
+                if a == b or a not in reports or b not in reports:
+                    continue
+                ra, rb = reports[a], reports[b]
+                if ra["created"] == rb["created"]:
+                    continue  # no "earlier" report
+                later, earlier = (a, b) if ra["created"] > rb["created"] else (b, a)
+                if (later, earlier) not in pairs:
+                    pairs.append((later, earlier))
     return reports, pairs
+
+
+def _ids(cell: str | None) -> list[str]:
+    return [i.strip() for i in (cell or "").split(",") if i.strip()]
 
 
 def import_reports(reports: dict, content_dir: Path) -> dict[str, str]:
