@@ -750,3 +750,50 @@ def test_the_documented_normalisation_example():
     text = (ROOT / "docs" / "content-format.md").read_text("utf-8")
     line, template = re.search(r"For example\n`([^`]+)`\nbecomes `([^`]+)`", text).groups()
     assert s.normalise_line(line) == template
+
+
+# --------------------------------------------------------------------------------------------
+# Several processes: a signature saved by one is matched by the others
+
+
+def test_signatures_saved_by_another_process_are_matched(tmp_path):
+    from wiki.core import Wiki
+
+    content = tmp_path / "content"
+    (content / "signatures").mkdir(parents=True)
+    (content / "postmortems").mkdir()
+    config = {"CONTENT_DIR": content, "DATA_DIR": tmp_path / "data",
+              "DATABASE_URL": f"sqlite:///{tmp_path / 'wiki.db'}"}
+    here, there = Wiki(config), Wiki(config)  # two workers: own engines, same files and database
+    here.sync()
+    index = s.SignatureIndex(recheck_seconds=0).attach(here)
+    paste = "worker 7 gave up: quota-ledger drift 0x1f beyond tolerance"
+    assert matched_ids(index, paste) == []
+
+    made = there.create("signature", {"title": "Quota ledger drift", "patterns": [
+        {"kind": "template", "value": "quota-ledger drift <hex> beyond tolerance"}]})
+    assert matched_ids(index, paste) == [(made.id, "confirmed")]
+
+    changed = there.update(made.id, {**made.front_matter, "patterns": [
+        {"kind": "literal", "value": "quota-ledger overflow"}]}, made.body, made.revision)
+    assert matched_ids(index, paste) == []
+    assert matched_ids(index, "quota-ledger overflow in worker 3") == [(made.id, "confirmed")]
+
+    there.delete(made.id, changed.revision)
+    assert matched_ids(index, "quota-ledger overflow in worker 3") == []
+
+
+def test_a_signature_saved_here_is_not_compiled_twice(tmp_path):
+    from wiki.core import Wiki
+
+    content = tmp_path / "content"
+    (content / "signatures").mkdir(parents=True)
+    (content / "postmortems").mkdir()
+    wiki = Wiki({"CONTENT_DIR": content, "DATA_DIR": tmp_path / "data",
+                 "DATABASE_URL": f"sqlite:///{tmp_path / 'wiki.db'}"})
+    wiki.sync()
+    index = s.SignatureIndex(recheck_seconds=0).attach(wiki)
+    index.match("warm up")
+    wiki.create("signature", {"title": "Pool drained", "patterns": [
+        {"kind": "literal", "value": "pool drained"}]})
+    assert index.refresh() == 0  # the save reached it as a listener, with the same revision

@@ -36,6 +36,7 @@ import re
 import re._constants as _sre  # Python's regex parser, only used to find the literal text
 import re._parser as _sre_parse  # a regex requires (Python >= 3.11)
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1528,25 +1529,36 @@ class SignatureIndex:
     changed) and :meth:`remove`. Changes only mark the set stale: it is rebuilt once, by the
     next :meth:`match`, so a sync that changes a thousand signatures compiles the set once.
     As a listener of :class:`wiki.core.Wiki` (see :meth:`attach`) it follows saves and syncs.
+
+    Saves made by *other* processes (several gunicorn workers, ``wiki`` on the command line)
+    reach it through the database: at most every ``recheck_seconds`` a match asks for the
+    signatures' ``(id, revision)`` pairs and recompiles only those that changed.
     """
 
     def __init__(self, loader: Callable[[], Iterable[Any]] | None = None,
-                 max_mem: int = 256 << 20):
+                 max_mem: int = 256 << 20, recheck_seconds: float = 1.0):
         self._loader = loader  #: returns every signature when the index is first used
         self._max_mem = max_mem
         self._lock = threading.RLock()
         self._signatures: dict[str, CompiledSignature] = {}
         self._problems: dict[str, list[str]] = {}
+        self._revisions: dict[str, str | None] = {}  #: id → revision of what is compiled
         self._snapshot: _Snapshot | None = None
         self._loaded = loader is None
+        #: ``() → {id: revision}`` and ``(ids) → signatures``, set by :meth:`attach`
+        self._revisions_of: Callable[[], dict[str, str]] | None = None
+        self._fetch: Callable[[Iterable[str]], Iterable[Any]] | None = None
+        self._recheck = recheck_seconds
+        self._checked_at = time.monotonic()
 
     # -- keeping it current ------------------------------------------------------------------
 
     def rebuild(self, docs: Iterable[Any]) -> None:
         """Replace everything with these signatures (documents, rows or front-matter mappings)."""
-        signatures, problems = {}, {}
+        signatures, problems, revisions = {}, {}, {}
         for doc in docs:
             ident, compiled, errors = self._compile(doc)
+            revisions[ident] = _revision(doc)
             if compiled is not None:
                 signatures[ident] = compiled
             elif errors:
@@ -1554,7 +1566,9 @@ class SignatureIndex:
         snapshot = _Snapshot([s for s in signatures.values() if s.active], self._max_mem)
         with self._lock:
             self._signatures, self._problems = signatures, problems
+            self._revisions = revisions
             self._snapshot, self._loaded = snapshot, True
+            self._checked_at = time.monotonic()
 
     def update(self, doc: Any) -> None:
         """Add or replace one signature (a retired one stops matching)."""
@@ -1562,6 +1576,7 @@ class SignatureIndex:
         with self._lock:
             self._signatures.pop(ident, None)
             self._problems.pop(ident, None)
+            self._revisions[ident] = _revision(doc)
             if compiled is not None:
                 self._signatures[ident] = compiled
             elif errors:
@@ -1573,6 +1588,7 @@ class SignatureIndex:
             if self._signatures.pop(ident, None) is not None:
                 self._snapshot = None
             self._problems.pop(ident, None)
+            self._revisions.pop(ident, None)
 
     def invalidate(self) -> None:
         """Forget everything; the loader is asked again on the next match."""
@@ -1603,8 +1619,20 @@ class SignatureIndex:
                 query = select(DocumentRow).where(DocumentRow.kind == "signature")
                 return list(session.exec(query))
 
+        def revisions():
+            with wiki.session() as session:
+                query = select(DocumentRow.id, DocumentRow.revision).where(
+                    DocumentRow.kind == "signature")
+                return dict(session.exec(query).all())
+
+        def fetch(idents):
+            with wiki.session() as session:
+                return list(session.exec(select(DocumentRow).where(
+                    DocumentRow.kind == "signature", DocumentRow.id.in_(list(idents)))))
+
         with self._lock:
             self._loader = load
+            self._revisions_of, self._fetch = revisions, fetch
             self._loaded = False
             self._snapshot = None
         wiki.listeners.append(self)
@@ -1628,7 +1656,31 @@ class SignatureIndex:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def refresh(self) -> int:
+        """Take in signatures that another process saved or deleted (through the database):
+        only the changed ones are compiled again. Returns how many changed."""
+        if self._revisions_of is None or self._fetch is None or not self._loaded:
+            return 0
+        try:
+            current = self._revisions_of()
+        except Exception:  # noqa: BLE001 - the database is away: keep matching what we have
+            log.exception("signatures: could not check for changes made elsewhere")
+            return 0
+        finally:
+            self._checked_at = time.monotonic()
+        with self._lock:
+            known = dict(self._revisions)
+        changed = [i for i, rev in current.items() if known.get(i, "-") != rev]
+        removed = [i for i in known if i not in current]
+        for doc in self._fetch(changed) if changed else ():
+            self.update(doc)
+        for ident in removed:
+            self.remove(ident)
+        return len(changed) + len(removed)
+
     def _current(self) -> _Snapshot:
+        if self._loaded and time.monotonic() - self._checked_at >= self._recheck:
+            self.refresh()
         snapshot = self._snapshot
         if snapshot is not None:
             return snapshot
@@ -1654,6 +1706,11 @@ class SignatureIndex:
 
     def __len__(self) -> int:
         return len(self._current().signatures)
+
+
+def _revision(doc) -> str | None:
+    """The content hash a document or row was read at (``None`` for a bare mapping)."""
+    return None if isinstance(doc, dict) else getattr(doc, "revision", None)
 
 
 def _kind_name(doc) -> str:
