@@ -277,3 +277,31 @@ def test_relative_urls_with_control_characters_are_dropped():
     html = html_of("[a](java\x01script:alert(1)) [b](/fine)")
     assert "script:" not in html
     assert 'href="/fine"' in html
+
+
+# --------------------------------------------------------------------------------------------
+# `code` in titles
+
+
+def test_code_spans_in_titles_become_code_and_the_rest_is_escaped():
+    from markupsafe import Markup
+
+    from wiki.render import code_spans
+
+    assert code_spans("Bitflip: `l` instead of `,`") == Markup(
+        'Bitflip: <code class="title-code">l</code> instead of <code class="title-code">,</code>')
+    assert code_spans("`<script>alert(1)</script>` & <b>") == Markup(
+        '<code class="title-code">&lt;script&gt;alert(1)&lt;/script&gt;</code> &amp; &lt;b&gt;')
+    assert code_spans("a lone ` backtick") == Markup("a lone ` backtick")
+    assert code_spans(None) == Markup("")
+    # already escaped (a search title with its matches marked) is taken as it is
+    assert code_spans(Markup("<mark>Bitflip</mark>: `l`")) == Markup(
+        '<mark>Bitflip</mark>: <code class="title-code">l</code>')
+
+
+def test_signature_titles_show_their_code_on_pages_and_lists(demo_client):
+    page = demo_client.get("/SIG-1", follow_redirects=True).get_data(as_text=True)
+    h1 = page.split('<h1 class="doc-title">', 1)[1].split("</h1>", 1)[0]
+    assert '<code class="title-code">l</code>' in h1 and "`" not in h1
+    listing = demo_client.get("/signatures/").get_data(as_text=True)
+    assert '<code class="title-code">,</code>' in listing

@@ -398,8 +398,21 @@ def plain_text(text: str, limit: int | None = None) -> str:
     return flat
 
 
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text) -> Markup:
+    """A one-line text (a title) with its `backtick` spans as ``<code>``, everything else
+    escaped. Already-escaped HTML (a search title with ``<mark>``) is taken as it is."""
+    if text is None:
+        return Markup("")
+    escaped = text if isinstance(text, Markup) else Markup.escape(str(text))
+    return Markup(_CODE_SPAN.sub(r'<code class="title-code">\1</code>', str(escaped)))
+
+
 def init_app(app) -> None:
-    """Register the Jinja filters ``markdown``, ``excerpt``, ``duration`` and ``dateformat``."""
+    """Register the Jinja filters ``markdown``, ``excerpt``, ``duration``, ``dateformat`` and
+    ``code_spans``."""
     from .app_state import get_wiki
     from .db import titles
     from .views import document_url
@@ -418,3 +431,4 @@ def init_app(app) -> None:
     app.add_template_filter(plain_text, "excerpt")
     app.add_template_filter(format_duration, "duration")
     app.add_template_filter(format_date, "dateformat")
+    app.add_template_filter(code_spans, "code_spans")
