@@ -188,7 +188,14 @@ def test_reindex_draws_a_progress_bar(runner, content_dir):
     result = runner.invoke(cli, ["reindex"])
     assert result.exit_code == 0, result.output
     assert "Reading content" in result.stderr
+    assert "Indexing" in result.stderr  # the search index's bar
     assert "4 changed" in result.stdout
+
+
+def test_reindex_full_draws_both_progress_bars(runner):
+    result = runner.invoke(cli, ["reindex", "--full"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.index("Reading content") < result.stderr.index("Indexing")
 
 
 # -- check ---------------------------------------------------------------------------------

@@ -177,3 +177,103 @@ def test_schema_change_rebuilds_the_database(wiki, content_dir, tmp_path):
         s.commit()
     again = Wiki(config.load({"CONTENT_DIR": content_dir, "DATA_DIR": tmp_path / "data"}))
     assert sorted(again.sync().changed_ids) == ["PM-1", "SIG-1"]
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk sync: one transaction, a few statements, the same decisions as file by file
+
+
+def count_statements(engine):
+    """``(statements, commits)`` counters fed by engine events (a list so callers see updates)."""
+    from sqlalchemy import event
+
+    seen = {"statements": 0, "commits": 0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _statement(*_args, **_kwargs):
+        seen["statements"] += 1
+
+    @event.listens_for(engine, "commit")
+    def _commit(*_args, **_kwargs):
+        seen["commits"] += 1
+
+    return seen
+
+
+def many_docs(content_dir, n):
+    for i in range(2, n + 2):
+        write_doc(content_dir, f"postmortems/PM-{i}.md",
+                  MINIMAL_PM.replace("PM-1", f"PM-{i}").replace("Checkout", f"Checkout {i}"))
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_sync_of_many_files_commits_once_with_few_statements(wiki, content_dir, full):
+    many_docs(content_dir, 60)
+    if full:
+        wiki.sync()
+    seen = count_statements(wiki.engine)
+    report = wiki.sync(full=full)
+    assert len(report.changed) == 62
+    assert seen["commits"] == 1
+    # Bulk inserts: the number of statements does not grow with the number of files.
+    assert seen["statements"] < 30, seen
+    with wiki.session() as s:
+        assert len(db.all_ids(s)) == 62
+        tags = list(s.exec(db.select(db.TagRow)))
+        assert len([t for t in tags if t.doc_id.startswith("PM-")]) == 61 * 2
+        assert len(list(s.exec(db.select(db.FileState)))) == 62
+
+
+def test_incremental_sync_after_bulk_keeps_state(wiki, content_dir):
+    many_docs(content_dir, 10)
+    wiki.sync()
+    path = content_dir / "postmortems/PM-5.md"
+    path.write_text(path.read_text().replace("Checkout 5", "Checkout five"))
+    touch_later(path)
+    (content_dir / "postmortems/PM-6.md").unlink()
+    seen = count_statements(wiki.engine)
+    report = wiki.sync()
+    assert report.changed_ids == ["PM-5"] and report.removed == ["PM-6"] and report.skipped == 10
+    assert seen["commits"] == 1
+    got = rows(wiki)
+    assert got["PM-5"].title.startswith("Checkout five") and "PM-6" not in got
+    with wiki.session() as s:
+        assert [t.name for t in s.exec(db.select(db.TagRow).where(db.TagRow.doc_id == "PM-5"))]
+        assert not list(s.exec(db.select(db.TagRow).where(db.TagRow.doc_id == "PM-6")))
+        assert {f.path for f in s.exec(db.select(db.FileState))} == {
+            p.relative_to(content_dir).as_posix() for p in content_dir.rglob("*.md")}
+    assert wiki.sync().skipped == 11
+
+
+def test_ids_swapped_between_two_files_settle(wiki, content_dir):
+    """A file taking an id another file still holds loses this sync and wins the next."""
+    write_doc(content_dir, "postmortems/a.md", MINIMAL_PM.replace("PM-1", "PM-2"))
+    write_doc(content_dir, "postmortems/b.md", MINIMAL_PM.replace("PM-1", "PM-3"))
+    wiki.sync()
+    a, b = content_dir / "postmortems/a.md", content_dir / "postmortems/b.md"
+    a_text, b_text = a.read_text(), b.read_text()
+    a.write_text(b_text)
+    b.write_text(a_text)
+    touch_later(a)
+    touch_later(b)
+    wiki.sync()
+    wiki.sync()
+    got = rows(wiki)
+    assert (got["PM-2"].path, got["PM-3"].path) == ("postmortems/b.md", "postmortems/a.md")
+    with wiki.session() as s:
+        assert db.problems(s) == []
+
+
+def test_moving_an_id_to_a_new_file_in_one_sync(wiki, content_dir):
+    """Delete + add with the same id (a rename with an edit): one row, at the new path."""
+    wiki.sync()
+    old = content_dir / "postmortems/PM-1-checkout-latency.md"
+    write_doc(content_dir, "postmortems/PM-1-renamed.md",
+              old.read_text().replace("Checkout latency", "Renamed"))
+    old.unlink()
+    report = wiki.sync()
+    assert report.changed_ids == ["PM-1"] and report.removed == []
+    got = rows(wiki)
+    assert got["PM-1"].path == "postmortems/PM-1-renamed.md"
+    with wiki.session() as s:
+        assert len(list(s.exec(db.select(db.TagRow).where(db.TagRow.doc_id == "PM-1")))) == 2

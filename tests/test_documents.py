@@ -229,3 +229,127 @@ def test_new_document_applies_defaults():
     assert doc.status == "active" and doc.front_matter["match"] == "all"
     with pytest.raises(d.DocumentError):
         d.new_document("postmortem", {"id": "PM-9", "title": ""})
+
+
+# --------------------------------------------------------------------------------------------
+# The C (libyaml) loader goes first; it must load what the pure loader loads, and every error
+# must be the pure loader's.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TRICKY_FRONT_MATTER = [
+    "\nid: PM-1\ntitle: NO\ntags: [on, off, yes, 1.10, 0123, ~, null, 1e3, .inf, 0x1F]\n",
+    "\nid: PM-1\ntitle: x\ndate: 2022-02-28\nat: 2022-02-28T10:00:00+01:00\nn: -12\nb: True\n",
+    "\nid: PM-1\ntitle: 'quoted: colon'\nnote: \"esc \\u00e9 \\t tab\"\nblock: |\n  a\n   b\n",
+    "\nid: PM-1\ntitle: x\nfolded: >\n  one\n  two\n\n  three\nkeep: |+\n  k\n\n",
+    "\nid: PM-1\ntitle: x\nnested:\n  a: [1, {b: c}]\n  d:\n    - e\n    - f: g\n",
+    "\nid: PM-1\ntitle: x\nanchor: &a {k: v}\nalias: *a\nmerge:\n  <<: *a\n  z: 1\n",
+    "\nid: PM-1\ntitle: x\ntitle: y\n",  # a repeated key: the last one wins, in both
+    "\nid: PM-1\ntitle: Ünïcödé ✓ 日本語 🚨\n'quoted key': 1\n? complex\n: value\n",
+    "\nid: PM-1\ntitle: x\nempty:\nlist: []\nmap: {}\n# a comment\n",
+    "\n",
+    "\n# only a comment\n",
+    "\n- a\n- b\n",
+    "\njust a string\n",
+    "\nid: PM-1\ntitle: [unclosed\nnext: 1\n",
+    "\nid: PM-1\ntitle: \"unclosed\nnext: 1\n",
+    "\nid: PM-1\n  bad indent: 1\n",
+    "\nid: PM-1\ntitle: x\n\tcol: tab\n",
+    "\nid: PM-1\ntitle: x: y\n",
+    "\nid: PM-1\ntitle: x\nref: *missing\n",
+    "\nid: PM-1\ntitle: x\ntagged: !!python/object:os.system ls\n",
+    "\nid: PM-1\ntitle: x\nbell: \"\x07\"\n",
+    "\nid: PM-1\ntitle: x\n? [a, b]\n: unhashable\n",
+    "\nid: PM-1\n%YAML 1.1\n",
+    "\n---\nid: PM-1\n---\nid: PM-2\n",
+]
+
+
+def both_loaders(fm: str):
+    """What the C and the pure loader each make of ``fm``: ``(mapping, lines)`` or the errors."""
+    out = []
+    for loader in (d._CLoader, d._Loader):
+        try:
+            out.append(d._load_front_matter(fm, loader))
+        except d.DocumentError as exc:
+            out.append([(e.field, e.line, e.message) for e in exc.errors])
+    return out
+
+
+def front_matter_of(path: Path) -> str | None:
+    text = path.read_bytes().decode("utf-8", "replace").replace("\r\n", "\n").lstrip("\ufeff")
+    try:
+        return d.split_front_matter(text)[0]
+    except d.DocumentError:
+        return None
+
+
+needs_libyaml = pytest.mark.skipif(d._CLoader is None, reason="PyYAML built without libyaml")
+
+
+@needs_libyaml
+@pytest.mark.parametrize("path", sorted((ROOT / "content").rglob("*.md"))
+                         + sorted((ROOT / "tests" / "fixtures").rglob("*.md")),
+                         ids=lambda p: p.name)
+def test_c_loader_loads_every_real_file_like_the_pure_one(path):
+    fm = front_matter_of(path)
+    if fm is None:
+        pytest.skip("no front matter")
+    c, pure = both_loaders(fm)
+    if isinstance(pure, list):  # an error: the C loader refuses it too (its message differs)
+        assert isinstance(c, list)
+    else:
+        assert c == pure
+    assert d.load_front_matter(fm) == pure if not isinstance(pure, list) else True
+
+
+@needs_libyaml
+@pytest.mark.parametrize("fm", TRICKY_FRONT_MATTER)
+def test_load_front_matter_gives_the_pure_loaders_result_or_error(fm):
+    c, pure = both_loaders(fm)
+    try:
+        got = d.load_front_matter(fm)
+    except d.DocumentError as exc:
+        got = [(e.field, e.line, e.message) for e in exc.errors]
+    assert got == pure  # the same documents, the same messages and lines
+    if not isinstance(pure, list):
+        assert c == pure
+
+
+@needs_libyaml
+def test_generated_corpus_loads_the_same_with_both_loaders(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from corpus import generate
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    generate(tmp_path, 60, seed=3)
+    paths = sorted(tmp_path.rglob("*.md"))
+    assert len(paths) == 60
+    for path in paths:
+        c, pure = both_loaders(front_matter_of(path))
+        assert c == pure and not isinstance(c, list), path
+
+
+def test_parse_without_libyaml_is_the_same(monkeypatch):
+    with_c = d.parse(FULL, "postmortem")
+    errors_c = errors_of(fixture("postmortem_invalid_yaml.md"))
+    monkeypatch.setattr(d, "_CLoader", None)
+    assert d.parse(FULL, "postmortem") == with_c
+    assert errors_of(fixture("postmortem_invalid_yaml.md")) == errors_c
+
+
+@needs_libyaml
+def test_invalid_yaml_is_reported_with_the_pure_loaders_message():
+    errors = errors_of(fixture("postmortem_invalid_yaml.md"))
+    assert errors[0].line == 4
+    # libyaml says "did not find expected ','"; the message shown is PyYAML's own
+    assert errors[0].message.startswith("invalid YAML: expected ',' or ']', but got ':'")
+
+
+def test_control_character_in_front_matter_is_a_problem_with_its_line():
+    # PyYAML's reader refuses it when the loader is made: that used to escape as a ReaderError
+    errors = errors_of(b'---\nid: PM-1\ntitle: x\nbell: "\x07"\n---\nbody')
+    assert errors[0].line == 4 and "unacceptable character #x0007" in errors[0].message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -525,3 +526,34 @@ def test_merge3_conflict_markers_start_on_their_own_line():
 def test_merge3_of_empty_base():
     assert merge3("", "x\n", "x\n") == ("x\n", False)
     assert merge3("", "x\n", "y\n")[1] is True
+
+
+def test_sync_imports_each_changed_file_once(files, content_dir):
+    """A sync logs the on-disk state of what changed outside the app, once per revision, with
+    the file's modification time; a full reindex does not log unchanged files again."""
+    wiki, history = files  # make_wiki synced: both documents imported
+    log_path = wiki.data_dir / "revisions" / "PM-1" / "log.jsonl"
+    assert len(log_path.read_text().splitlines()) == 1
+    wiki.sync(full=True)
+    wiki.sync(full=True)
+    assert len(log_path.read_text().splitlines()) == 1
+    assert len((wiki.data_dir / "revisions" / "SIG-1" / "log.jsonl").read_text().splitlines()) == 1
+
+    path = content_dir / "postmortems/PM-1-checkout-latency.md"
+    path.write_text(path.read_text().replace("Checkout latency", "Checkout slowness"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    wiki.sync()
+    revisions = history.files.entries("PM-1")
+    assert [r.message for r in revisions] == [IMPORTED, IMPORTED]
+    assert revisions[-1].revision == d.content_hash(path.read_bytes())
+    assert revisions[-1].time.timestamp() == pytest.approx(path.stat().st_mtime, abs=1e-3)
+    assert history.get("PM-1", revisions[-1].revision) == path.read_bytes()
+    assert not list((wiki.data_dir / "revisions" / "PM-1").glob(".*.tmp"))
+
+
+def test_import_many_skips_files_gone_since_the_sync(files, content_dir):
+    wiki, history = files
+    doc = wiki.get("PM-1")
+    (content_dir / doc.path).unlink()
+    shutil.rmtree(wiki.data_dir / "revisions")
+    assert history.files.import_many([doc], content_dir) == 0

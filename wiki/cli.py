@@ -194,8 +194,14 @@ def reindex(full: bool) -> None:
     how many documents changed, were removed or were unchanged, then every known content
     problem.
     """
-    wiki = get_wiki()
+    app = get_app()
+    wiki = app.extensions["wiki"]
+    search = app.extensions.get("search")
     with contextlib.ExitStack() as stack:
+        if search is not None and hasattr(search, "progress"):
+            # the search index build, after the reading, draws its own bar
+            stack.callback(setattr, search, "progress", search.progress)
+            search.progress = _Progress(stack, "Indexing")
         report = wiki.sync(full=full, progress=_Progress(stack, "Reading content"))
     with wiki.session() as session:
         problems = db.problems(session)
