@@ -273,23 +273,39 @@ def test_page_uploaded_binary_file_is_decoded_with_replacement(client):
     assert "Cache stampede after a flush" in response.get_data(as_text=True)
 
 
-def test_similar_postmortems_from_search(demo_client):
-    """Postmortems found by searching for the paste's error tokens (when search is there)."""
+def test_similar_postmortems_with_reasons(demo_client):
+    """The paste is compared with past postmortems by the similar-incident engine (as in chat's
+    ``/pm seen``): the one with the same error comes first, saying why."""
     text = "2023-10-02 ERROR checkout-api boom: java.lang.NullPointerException: cart is null\n"
     html = demo_client.post("/seen", data={"text": text}).get_data(as_text=True)
-    if "search" not in demo_client.application.extensions:
-        assert 'id="pw-similar"' not in html
-        return
     similar = html.split('id="pw-similar"')[1].split("</section>")[0]
+    first = similar.split("<li>")[1]
+    assert 'href="/postmortems/PM-8/' in first
+    assert "NullPointerException" in first  # the reason names the shared error
+    assert 'class="similar__score"' in first
+
+
+def test_similar_postmortems_fall_back_to_search(demo_client, monkeypatch):
+    """When the engine fails, the page still answers: a search for the paste's error tokens."""
+    from wiki.views import similar as similar_views
+
+    class Broken:
+        def similar(self, *args, **kwargs):
+            raise RuntimeError("index away")
+
+    monkeypatch.setattr(similar_views, "get_index", lambda: Broken())
+    text = "2023-10-02 ERROR checkout-api boom: java.lang.NullPointerException: cart is null\n"
+    response = demo_client.post("/seen", data={"text": text})
+    assert response.status_code == 200
+    similar = response.get_data(as_text=True).split('id="pw-similar"')[1].split("</section>")[0]
     assert "(java.lang.NullPointerException OR NullPointerException)" in similar
     assert 'href="/postmortems/PM-8/' in similar
 
 
 def test_similar_postmortems_skip_those_already_linked(demo_client):
     html = demo_client.post("/seen", data={"text": JAVA_NPE_PASTE}).get_data(as_text=True)
-    if "search" in demo_client.application.extensions:
-        similar = html.split('id="pw-similar"')[1].split("</section>")[0]
-        assert "PM-8" not in similar  # shown with the SIG-8 match already
+    similar = html.split('id="pw-similar"')[1].split("</section>")[0]
+    assert "PM-8" not in similar  # shown with the SIG-8 match already
 
 
 # --------------------------------------------------------------------------------------------

@@ -226,21 +226,47 @@ def _search_terms(paste: sig.Paste) -> str:
     return terms[0] if terms else ""
 
 
-def _similar(paste: sig.Paste, exclude: set[str]) -> tuple[list, str] | None:
+@dataclass
+class SimilarPostmortems:
+    """The "Similar postmortems" part of the page: from the similar-incident engine (with its
+    reasons), or, when that is unavailable, from a search for the paste's error strings."""
+
+    items: list  #: :class:`wiki.similar.Suggestion` or :class:`wiki.search.Hit`
+    terms: str = ""  #: the search query, when found by search
+    engine: bool = True  #: ranked by the similar-incident engine (items have reasons)
+
+
+def _similar(paste: sig.Paste, exclude: set[str]) -> SimilarPostmortems | None:
+    """Postmortems most like the paste (the same ranking as ``/pm seen`` in chat and
+    ``POST /api/v1/similar``), leaving out those the confirmed signatures already name."""
+    if paste.text.strip():
+        try:
+            from .similar import get_index as similar_index
+
+            result = similar_index().similar(paste.text, exclude=sorted(exclude),
+                                             kind="postmortem", limit=5)
+            return SimilarPostmortems(list(result.suggestions))
+        except Exception:  # noqa: BLE001 - fall back to a plain search below
+            log.exception("similar postmortems for a paste failed; searching instead")
+    return _searched(paste, exclude)
+
+
+def _searched(paste: sig.Paste, exclude: set[str]) -> SimilarPostmortems | None:
     """Top postmortems from search for the paste's error tokens; None without search."""
     search = current_app.extensions.get("search")
     if search is None:
         return None
     terms = _search_terms(paste)
     if not terms:
-        return [], terms
+        return SimilarPostmortems([], terms, engine=False)
     try:
         result = search.query(terms, kind="postmortem", limit=5 + len(exclude), facets=False)
     except Exception:  # noqa: BLE001 - search is a bonus here: never fail the match page
         log.exception("search for similar postmortems failed")
         return None
     hits = getattr(result, "hits", result) or []
-    return [h for h in hits if getattr(h, "id", None) not in exclude][:5], terms
+    return SimilarPostmortems([h for h in hits if getattr(h, "id", None) not in exclude][:5],
+                              terms, engine=False)
 
 
 @dataclass
