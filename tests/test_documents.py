@@ -353,3 +353,31 @@ def test_control_character_in_front_matter_is_a_problem_with_its_line():
     # PyYAML's reader refuses it when the loader is made: that used to escape as a ReaderError
     errors = errors_of(b'---\nid: PM-1\ntitle: x\nbell: "\x07"\n---\nbody')
     assert errors[0].line == 4 and "unacceptable character #x0007" in errors[0].message
+
+
+def test_ids_in_text_finds_what_the_look_behind_regex_finds():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    def reference(text):
+        return [f"{m.group(1)}-{m.group(2)}" for m in d.ID_IN_TEXT_RE.finditer(text)]
+
+    fixed = "PM-1 xPM-2 /PM-3 -PM-4 _PM-5 é PM-6 éPM-7 PM-8a PM-9- (SIG-10) PM-0 ٣PM-11 SIG-SIG-3 PPM-4"
+    assert list(d.ids_in_text(fixed)) == reference(fixed) == ["PM-1", "PM-6", "SIG-10"]
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.text(alphabet="PMSIG-/_0123456789 aé٣\n(", max_size=60))
+    def same(text):
+        assert list(d.ids_in_text(text)) == reference(text)
+
+    same()
+
+
+def test_sections_are_split_again_when_the_body_changes():
+    doc = d.parse(FULL, "postmortem")
+    assert doc.section("Impact") == "Delayed mail."
+    doc.body = doc.body.replace("Delayed mail.", "Lost mail.")
+    assert doc.section("Impact") == "Lost mail."
+    doc.sections().clear()  # callers get their own list
+    assert doc.section("Impact") == "Lost mail."
+
