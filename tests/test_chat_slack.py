@@ -469,6 +469,25 @@ def test_an_event_delivered_again_is_not_unfurled_twice(slack_client, slack_api)
     assert len(slack_api.calls_to("/api/chat.unfurl")) == 1
 
 
+def test_a_retry_reaching_another_worker_process_is_not_unfurled_again(
+        content_dir, tmp_path, slack_api):
+    # Two apps on the same data dir stand for two gunicorn workers.
+    def worker():
+        return make_app(content_dir, tmp_path / "data", SLACK_SIGNING_SECRET=SECRET,
+                        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=f"{slack_api.url}/api/",
+                        BASE_URL=BASE).test_client()
+
+    first, second = worker(), worker()
+    post_event(first, link_shared(PM1_URL), event_id="Ev10")
+    response = post_event(second, link_shared(PM1_URL), event_id="Ev10",
+                          headers={"X-Slack-Retry-Num": "1",
+                                   "X-Slack-Retry-Reason": "http_timeout"})
+    assert response.status_code == 200
+    assert len(slack_api.calls_to("/api/chat.unfurl")) == 1
+    post_event(second, link_shared(PM1_URL), event_id="Ev11")  # a new event is handled
+    assert len(slack_api.calls_to("/api/chat.unfurl")) == 2
+
+
 def test_without_a_bot_token_links_do_not_unfurl(content_dir, tmp_path, slack_api, caplog):
     app = make_app(content_dir, tmp_path / "data", SLACK_SIGNING_SECRET=SECRET,
                    SLACK_API_URL=f"{slack_api.url}/api/", BASE_URL=BASE)

@@ -26,9 +26,12 @@ client makes no retries of its own; events Slack re-sends anyway are recognised 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
+import time
 from collections import OrderedDict
+from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, request
 from slack_bolt import App
@@ -63,6 +66,8 @@ API_TIMEOUT = 5
 MAX_UNFURLS = 5
 #: Event ids remembered, so an event Slack sends again is not handled twice.
 SEEN_EVENTS = 1000
+#: How long a handled event id is remembered on disk (Slack retries within minutes).
+EVENT_MARKER_SECONDS = 3600
 SHARE_ACTION = "share"
 #: Slack's limits: characters in a section's text and in a field.
 SECTION_CHARS = 3000
@@ -112,13 +117,19 @@ def interactive():
 
 
 class _RecentIds:
-    """The last :data:`SEEN_EVENTS` event ids, to drop events Slack delivers again."""
+    """Event ids already handled, to drop events Slack delivers again (it retries when an
+    answer is slow). Kept in memory (the last :data:`SEEN_EVENTS`) and, with ``directory``, as
+    empty marker files there, so that a retry reaching *another* worker process is dropped too:
+    creating a file with ``O_EXCL`` succeeds for exactly one process. Markers older than
+    :data:`EVENT_MARKER_SECONDS` (Slack stops retrying long before) are swept now and then."""
 
-    def __init__(self, size: int = SEEN_EVENTS):
+    def __init__(self, size: int = SEEN_EVENTS, directory: Path | None = None):
         self.size, self._ids, self._lock = size, OrderedDict(), threading.Lock()
+        self.directory = directory
+        self._added = 0
 
     def add(self, ident: str | None) -> bool:
-        """True the first time ``ident`` is seen."""
+        """True the first time ``ident`` is seen (by any process sharing ``directory``)."""
         if not ident:
             return True
         with self._lock:
@@ -127,7 +138,36 @@ class _RecentIds:
             self._ids[ident] = True
             while len(self._ids) > self.size:
                 self._ids.popitem(last=False)
+            self._added += 1
+            sweep = self._added % 200 == 1
+        return self._claim(ident, sweep)
+
+    def _claim(self, ident: str, sweep: bool) -> bool:
+        if self.directory is None:
+            return True
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", ident)[:120]
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            if sweep:
+                self._sweep()
+            fd = os.open(self.directory / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        except OSError:  # the data dir is not writable: handle it (at worst twice)
+            log.warning("cannot record Slack event %s in %s", ident, self.directory,
+                        exc_info=True)
+            return True
+        os.close(fd)
         return True
+
+    def _sweep(self) -> None:
+        cutoff = time.time() - EVENT_MARKER_SECONDS
+        for marker in self.directory.iterdir():
+            try:
+                if marker.stat().st_mtime < cutoff:
+                    marker.unlink()
+            except OSError:
+                pass
 
 
 class SlackApp:
@@ -136,7 +176,8 @@ class SlackApp:
         self.bot_token = config.get("SLACK_BOT_TOKEN") or None
         base_url = str(config.get("SLACK_API_URL") or "https://slack.com/api/")
         self.api_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.events = _RecentIds()
+        data_dir = config.get("DATA_DIR")
+        self.events = _RecentIds(directory=Path(data_dir) / "slack-events" if data_dir else None)
         self._warned_no_token = False
         bot_token = self.bot_token
 
