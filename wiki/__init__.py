@@ -23,7 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import app_state, cli, errors, history, render, search, security
+    from . import app_state, auth, cli, errors, history, render, search, security
     from .views import api, editor, pages
     from .views import history as history_views
     from .views import match as match_views
@@ -39,6 +39,7 @@ def create_app(config: dict | None = None) -> Flask:
     render.init_app(app)
     errors.init_app(app)
     security.init_app(app)
+    auth.init_app(app)  # before the blueprints: their hooks see g.author
     cli.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(search_views.bp)

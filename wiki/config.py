@@ -52,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WIKI_HISTORY", "HISTORY", "auto",
             "Where revisions go: `auto` (git commits when `content/` is in a git repository, "
             "else the data dir), `git`, or `files` (always the data dir)."),
+    Setting("WIKI_AUTH_HEADER", "AUTH_HEADER", None,
+            "Header in which a trusted sign-in proxy (oauth2-proxy, an SSO gateway) names the "
+            "signed-in person, e.g. `X-Forwarded-Email`: it becomes the author of their "
+            "revisions, and browser writes without it get 401. Unset: writes are open and "
+            "people type their name."),
     Setting("WIKI_GIT_AUTHOR", "GIT_AUTHOR", "Postmortem Wiki <wiki@localhost>",
             "Author of revisions when nobody is signed in, and committer of the wiki's commits."),
     Setting("WIKI_HINTS_FILE", "HINTS_FILE", None,

@@ -389,7 +389,10 @@ def _check_size(kind: d.Kind, fm: dict, body: str) -> None:
 
 
 def _remember() -> str | None:
-    """The "Your name" field, remembered for this browser session."""
+    """The "Your name" field, remembered for this browser session (signed-in people are named
+    by the sign-in proxy instead, see :mod:`wiki.auth`)."""
+    if g.get("user"):
+        return g.user
     name = " ".join(request.form.get("author", "").split())[:MAX_AUTHOR]
     if name:
         session["author"] = name
