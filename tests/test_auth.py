@@ -73,3 +73,12 @@ def test_without_the_setting_people_type_their_name(content_dir, tmp_path):
     client = make_app(content_dir, tmp_path / "data").test_client()
     page = html_of(client.get("/postmortems/PM-1/edit", headers=signed_in()))
     assert 'name="author"' in page and "Signed in as" not in page
+
+
+def test_a_new_postmortem_lists_the_signed_in_person_as_its_author(app):
+    client = app.test_client()
+    response = client.post("/new", data={"template": "postmortem-full", "title": "Queue stalls"},
+                           headers=signed_in())
+    assert response.status_code in (302, 303)
+    ident = response.headers["Location"].split("/")[2]
+    assert app.extensions["wiki"].get(ident).front_matter["authors"] == ["ana"]

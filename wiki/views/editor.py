@@ -215,7 +215,7 @@ def create():
         return _new_page(422, {"template": f"The template {name} is broken: {exc}"})
     fm = {**template.front_matter, "title": title, "status": "draft"}
     if _author() and not fm.get("authors"):
-        fm["authors"] = [_author()]
+        fm["authors"] = [_author().split(" <", 1)[0]]  # "ana <ana@example.com>" → "ana"
     try:
         doc = wiki.create(kind, fm, template.body, author=_author(),
                           message=f"Create from template {name}")
