@@ -261,6 +261,14 @@ TRICKY_FRONT_MATTER = [
     "\nid: PM-1\ntitle: x\nbell: \"\x07\"\n",
     "\nid: PM-1\ntitle: x\n? [a, b]\n: unhashable\n",
     "\nid: PM-1\n%YAML 1.1\n",
+    # explicit tags and unusual keys: left to PyYAML's own constructor, same result
+    "\nid: PM-1\ntitle: x\na: !!int 0x1F\nb: !!bool yes\nc: !!str 12\nd: !!null ''\ne: !!int '12'\n",
+    "\nid: PM-1\ntitle: x\nf: !!float 1.5\ng: !!timestamp 2022-01-01\nh: !!binary aGk=\n",
+    "\nid: PM-1\ntitle: x\ns: !!set {a, b}\no: !!omap [{a: 1}, {b: 2}]\np: !!pairs [{a: 1}]\n",
+    "\nid: PM-1\ntitle: x\n1: int key\n~: null key\ntrue: bool key\n-0: minus zero\n+7: plus\n",
+    "\nid: PM-1\ntitle: x\nv: {=: 1}\nm: !!map {a: 1}\nq: !!seq [1]\nu: !custom x\n",
+    "\nid: PM-1\ntitle: x\nlist: &l [a, b]\nagain: *l\n",
+    "\nid: PM-1\ntitle: x\nn: [0, -1, +2, 012, 1_000, 0o7, 1:30, TRUE, False, NULL, Null]\n",
     "\n---\nid: PM-1\n---\nid: PM-2\n",
 ]
 
@@ -381,3 +389,9 @@ def test_sections_are_split_again_when_the_body_changes():
     doc.sections().clear()  # callers get their own list
     assert doc.section("Impact") == "Lost mail."
 
+
+
+def test_aliases_keep_pyyamls_sharing_and_recursion():
+    data, _ = d.load_front_matter("\nid: PM-1\ntitle: x\nlist: &l [a, b]\nagain: *l\nrec: &r [*r]\n")
+    assert data["again"] is data["list"] == ["a", "b"]
+    assert data["rec"][0] is data["rec"]

@@ -190,11 +190,77 @@ _Loader.add_implicit_resolver(
 #: :class:`_Loader`, so every error message and line is the pure loader's. Both agree on every
 #: file of the demo content, the test fixtures and the generated corpus (tests/test_documents.py).
 _CLoader: type | None = None
+
+#: ``{first character of a plain scalar: [(tag, regexp), …]}``: :class:`_Loader`'s implicit
+#: resolvers for that character followed by the wildcard ones, as ``Resolver.resolve`` tries them.
+_RESOLVERS_BY_FIRST = {
+    first: resolvers + _Loader.yaml_implicit_resolvers.get(None, [])
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items() if first is not None
+}
+_WILDCARD_RESOLVERS = _Loader.yaml_implicit_resolvers.get(None, [])
+
 if getattr(yaml, "__with_libyaml__", False) and hasattr(yaml, "CSafeLoader"):
     class _CLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
         """:class:`_Loader`'s scalar rules on the C parser."""
 
-    _CLoader.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+        yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+        def resolve(self, kind, value, implicit):
+            """``Resolver.resolve`` for a loader without path resolvers, with the resolvers of
+            each first character listed once (the C parser calls it for every node)."""
+            if kind is yaml.ScalarNode:
+                if implicit[0]:
+                    for tag, regexp in _RESOLVERS_BY_FIRST.get(value[:1], _WILDCARD_RESOLVERS):
+                        if regexp.match(value):
+                            return tag
+                return self.DEFAULT_SCALAR_TAG
+            if kind is yaml.SequenceNode:
+                return self.DEFAULT_SEQUENCE_TAG
+            return self.DEFAULT_MAPPING_TAG
+
+
+class _Slow(Exception):
+    """A node :func:`_construct_plain` leaves to PyYAML's constructor."""
+
+
+_STR, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
+_BOOL, _INT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int"
+_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+_KEY_TAGS = frozenset({_STR, _NULL, _BOOL, _INT})
+_DECIMAL_RE = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\Z")
+_BOOLS = {"true": True, "false": False}
+
+
+def _construct_plain(node, seen: set[int]) -> Any:
+    """What ``SafeConstructor`` makes of a tree of plain nodes — strings, nulls, ``true``/
+    ``false``, decimal integers, lists, and mappings with scalar keys — without its per-node
+    bookkeeping. Anything else (another tag, a merge key, a node reached twice through an
+    alias, an integer or boolean spelled another way) raises :class:`_Slow`, and the whole
+    document goes to the real constructor."""
+    if id(node) in seen:
+        raise _Slow
+    seen.add(id(node))
+    tag, cls = node.tag, node.__class__
+    if cls is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        if tag == _NULL:
+            return None
+        if tag == _INT and _DECIMAL_RE.match(node.value):
+            return int(node.value)
+        if tag == _BOOL and node.value.lower() in _BOOLS:
+            return _BOOLS[node.value.lower()]
+        raise _Slow
+    if cls is yaml.SequenceNode and tag == _SEQ:
+        return [_construct_plain(item, seen) for item in node.value]
+    if cls is yaml.MappingNode and tag == _MAP:
+        out = {}
+        for key, value in node.value:
+            if key.__class__ is not yaml.ScalarNode or key.tag not in _KEY_TAGS:
+                raise _Slow
+            out[_construct_plain(key, seen)] = _construct_plain(value, seen)
+        return out
+    raise _Slow
 
 
 class _Dumper(yaml.SafeDumper):
@@ -692,7 +758,14 @@ def _load_front_matter(fm: str, loader_class: type) -> tuple[dict, dict[str, int
             return {}, {}
         if not isinstance(node, yaml.MappingNode):
             raise DocumentError([FieldError(None, "front matter must be a mapping of field: value", 2)])
-        data = loader.construct_document(node)
+        data = None
+        if loader_class is _CLoader:
+            try:
+                data = _construct_plain(node, set())
+            except (_Slow, RecursionError):
+                data = None
+        if data is None:
+            data = loader.construct_document(node)
     except yaml.reader.ReaderError as exc:
         line = fm[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
         what = (f"unacceptable character #x{exc.character:04x}" if isinstance(exc.character, int)
