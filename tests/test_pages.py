@@ -503,3 +503,16 @@ def test_content_values_never_become_script_links(content_dir, tmp_path):
     assert_safe(html, "/pm-9")
     assert 'href="https://chat.example.com/x"' in html
     assert "javascript:alert(1)" in html  # shown as text
+
+
+def test_markdown_source_of_a_document(demo_client, demo_copy):
+    page = demo_client.get("/PM-1", follow_redirects=True).get_data(as_text=True)
+    assert 'href="/postmortems/PM-1/raw"' in page
+    response = demo_client.get("/postmortems/PM-1/raw")
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    on_disk = next((demo_copy / "postmortems").glob("PM-1-*.md")).read_bytes()
+    assert response.data == on_disk
+    assert demo_client.get("/signatures/sig-1/raw").status_code == 301  # canonical spelling
+    assert demo_client.get("/postmortems/PM-999/raw").status_code == 404

@@ -11,7 +11,8 @@ import math
 from datetime import date
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, redirect, render_template, request,
+                   url_for)
 from werkzeug.routing import BaseConverter, PathConverter
 
 from .. import db
@@ -229,6 +230,22 @@ def document(plural: str, ident: str, slug: str | None):
             for item in doc.get("action_items", [])
         ]
     return render_template(f"{doc.kind.plural}/page.html", **context)
+
+
+@bp.get(f"/<any({_PLURALS}):plural>/<ident>/raw")
+def source(plural: str, ident: str):
+    """The document's Markdown file as it is on disk (plain text, never sniffed as HTML)."""
+    doc = get_document_or_404(ident)
+    if plural != doc.kind.plural or ident != doc.id:
+        return redirect(url_for(".source", plural=doc.kind.plural, ident=doc.id), 301)
+    data = get_wiki().store.absolute(doc.path).read_bytes()
+    response = Response(data, mimetype="text/plain")
+    response.charset = "utf-8"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    name = doc.path.replace("\\", "/").rsplit("/", 1)[-1]
+    response.headers.set("Content-Disposition", "inline", filename=name)
+    response.set_etag(doc.revision)
+    return response
 
 
 def _display(value) -> str:
