@@ -65,3 +65,18 @@ def test_the_header_fits_on_one_line_on_a_laptop(live, browser):
         assert max(tops) - min(tops) < 20, tops
     finally:
         context.close()
+
+
+def test_slash_jumps_to_the_search_box_but_not_while_typing(live, page):
+    page.goto(live.url + "/PM-1")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "site-search-q"
+    page.keyboard.type("retries")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/search?q=retries")
+    # in a text field "/" is just a character
+    page.goto(live.url + "/seen")
+    page.click("main textarea")
+    page.keyboard.type("a/b")
+    assert page.input_value("main textarea") == "a/b"
+    assert page.evaluate("document.activeElement.tagName") == "TEXTAREA"
