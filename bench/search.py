@@ -147,8 +147,10 @@ class FTS5:
 
     FACETS = ("kind", "severity", "status", "year", "root_cause")
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, create: bool = True):
         self.db = sqlite3.connect(path)
+        if not create:
+            return
         self.db.executescript("""
             PRAGMA journal_mode=WAL;
             CREATE VIRTUAL TABLE docs USING fts5(id UNINDEXED, title, body,
@@ -228,63 +230,138 @@ class FTS5:
 # One corpus size
 
 
+class LazyDocs:
+    """The documents of a kept corpus in id order, each read only when asked for (a reused
+    100k corpus needs only a few of them, for phrase queries)."""
+
+    def __init__(self, store):
+        self.store = store
+        infos = sorted((info.path for info in store.files()), key=lambda p: Path(p).name)
+        self.paths = sorted(infos, key=lambda p: _id_of(p))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return self.store.read(self.paths[i])
+
+
+def _id_of(path) -> str:
+    name = Path(path).name
+    kind, number = name.split("-", 2)[:2]
+    return f"{kind}-{number}"
+
+
 def bench_size(n_docs: int, n_queries: int, seed: int, workdir: Path, log,
-               parsed_build: bool = True) -> dict:
+               parsed_build: bool = True, reuse: bool = False, prepare: bool = False) -> dict:
+    """Measure one corpus size. With ``reuse``, a corpus, database, index and FTS5 file kept
+    in ``workdir`` by an earlier run (``--keep``) are used as they are, and their build figures
+    are the ones that run recorded; the index is rebuilt only if its schema version changed."""
+    from wiki import search as wsearch
+
     out: dict = {"docs": n_docs}
     root = workdir / f"wiki-{n_docs}"
     content, data = root / "content", root / "data"
+    saved_path = root / "build.json"
+    saved = json.loads(saved_path.read_text()) if reuse and saved_path.exists() else {}
     log(f"\n== {n_docs:,} documents ==")
     gen = CorpusGenerator(seed)
-    stats = gen.write(content, n_docs)
-    out["corpus"] = {"seconds": stats.seconds, "bytes": stats.bytes,
-                     "postmortems": stats.postmortems, "signatures": stats.signatures}
-    log(f"corpus: {stats.bytes / 1e6:.1f} MB written in {stats.seconds:.1f} s")
+    if saved.get("corpus"):
+        out["corpus"] = saved["corpus"]
+        samples = gen.samples()
+        log(f"corpus: reusing {content} ({out['corpus']['bytes'] / 1e6:.1f} MB)")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+        saved = {}
+        stats = gen.write(content, n_docs)
+        samples = stats.samples
+        out["corpus"] = {"seconds": stats.seconds, "bytes": stats.bytes,
+                         "postmortems": stats.postmortems, "signatures": stats.signatures}
+        log(f"corpus: {stats.bytes / 1e6:.1f} MB written in {stats.seconds:.1f} s")
+
+    def save() -> None:
+        if reuse or saved_path.parent.exists():
+            keep = {k: out[k] for k in ("corpus", "db_sync_s", "index_build_s", "build_rate",
+                                       "full_rebuild_s", "fts5_build_s") if k in out}
+            keep["schema"] = wsearch.SCHEMA_VERSION
+            keep["reused_from"] = saved.get("reused_from") or time.strftime("%Y-%m-%d %H:%M")
+            saved_path.write_text(json.dumps(keep, indent=2))
 
     app = create_app({"CONTENT_DIR": content, "DATA_DIR": data, "TESTING": True,
                       "SYNC_ON_START": False})
     wiki, search = app.extensions["wiki"], app.extensions["search"]
     client = app.test_client()
 
-    # The database first, without the search listener, so each part is timed alone.
-    wiki.listeners.remove(search)
-    started = time.perf_counter()
-    wiki.sync()
-    out["db_sync_s"] = time.perf_counter() - started
-    wiki.listeners.append(search)
-    log(f"database sync (not search): {out['db_sync_s']:.1f} s")
-
-    started = time.perf_counter()
-    docs, _ = wiki.store.scan()
-    docs = [docs[i] for i in sorted(docs)]
-    read_s = time.perf_counter() - started
-    if parsed_build:
+    if "db_sync_s" in saved:
+        out["db_sync_s"] = saved["db_sync_s"]
+        log(f"database sync: reusing the database (it took {out['db_sync_s']:.1f} s)")
+    else:
+        # The database first, without the search listener, so each part is timed alone.
+        wiki.listeners.remove(search)
         started = time.perf_counter()
-        search.index.rebuild(docs, total=len(docs))
-        out["index_build_s"] = time.perf_counter() - started
-        out["build_rate"] = len(docs) / out["index_build_s"]
-        log(f"index build from parsed documents: {out['index_build_s']:.1f} s "
-            f"({out['build_rate']:.0f} docs/s; reading and parsing them took {read_s:.1f} s)")
+        wiki.sync()
+        out["db_sync_s"] = time.perf_counter() - started
+        wiki.listeners.append(search)
+        log(f"database sync (not search): {out['db_sync_s']:.1f} s")
+        save()
+    if prepare:
+        return out
 
-    started = time.perf_counter()
-    indexed, _ = search.reindex(full=True)
-    out["full_rebuild_s"] = time.perf_counter() - started
-    assert indexed == len(docs), (indexed, len(docs))
-    search.reconciled = True
-    if not parsed_build:  # the rate then includes reading and parsing the files
-        out["index_build_s"] = out["full_rebuild_s"]
-        out["build_rate"] = len(docs) / out["full_rebuild_s"]
+    index_ok = (saved.get("schema") == wsearch.SCHEMA_VERSION and "full_rebuild_s" in saved
+                and search.index.doc_count() > 0)
+    if index_ok:
+        docs = LazyDocs(wiki.store)
+        for key in ("index_build_s", "build_rate", "full_rebuild_s"):
+            out[key] = saved[key]
+        search.reconcile()  # catch up documents saved by the earlier run's save test
+        search.reconciled = True
+        log(f"index: reusing it (schema {wsearch.SCHEMA_VERSION}; its full rebuild took "
+            f"{out['full_rebuild_s']:.1f} s)")
+    else:
+        started = time.perf_counter()
+        docs, _ = wiki.store.scan()
+        docs = [docs[i] for i in sorted(docs)]
+        read_s = time.perf_counter() - started
+        if parsed_build:
+            started = time.perf_counter()
+            search.index.rebuild(docs, total=len(docs))
+            out["index_build_s"] = time.perf_counter() - started
+            out["build_rate"] = len(docs) / out["index_build_s"]
+            log(f"index build from parsed documents: {out['index_build_s']:.1f} s "
+                f"({out['build_rate']:.0f} docs/s; reading and parsing them took {read_s:.1f} s)")
+
+        started = time.perf_counter()
+        indexed, _ = search.reindex(full=True)
+        out["full_rebuild_s"] = time.perf_counter() - started
+        assert indexed == len(docs), (indexed, len(docs))
+        search.reconciled = True
+        if not parsed_build:  # the rate then includes reading and parsing the files
+            out["index_build_s"] = out["full_rebuild_s"]
+            out["build_rate"] = len(docs) / out["full_rebuild_s"]
+        save()
     out["index_bytes"] = du(search.index.path)
     out["segments"] = search.index.segment_count()
     log(f"full rebuild from the files: {out['full_rebuild_s']:.1f} s; index "
         f"{out['index_bytes'] / 1e6:.1f} MB on disk ({out['segments']} segments) for "
-        f"{stats.bytes / 1e6:.1f} MB of content")
+        f"{out['corpus']['bytes'] / 1e6:.1f} MB of content")
 
-    fts = FTS5(root / "fts5.db")
-    out["fts5_build_s"] = fts.build(docs)
-    out["fts5_bytes"] = du(root) - du(content) - du(data)
-    log(f"FTS5 build: {out['fts5_build_s']:.1f} s, {out['fts5_bytes'] / 1e6:.1f} MB")
+    fts_path = root / "fts5.db"
+    if "fts5_build_s" in saved and fts_path.exists():
+        fts = FTS5(fts_path, create=False)
+        out["fts5_build_s"] = saved["fts5_build_s"]
+        log(f"FTS5: reusing {fts_path} (its build took {out['fts5_build_s']:.1f} s)")
+    else:
+        if not isinstance(docs, list):
+            docs = [docs[i] for i in range(len(docs))]
+        fts_path.unlink(missing_ok=True)
+        fts = FTS5(fts_path)
+        out["fts5_build_s"] = fts.build(docs)
+        log(f"FTS5 build: {out['fts5_build_s']:.1f} s")
+        save()
+    out["fts5_bytes"] = sum(f.stat().st_size for f in root.glob("fts5.db*"))
+    log(f"FTS5 on disk: {out['fts5_bytes'] / 1e6:.1f} MB")
 
-    queries = make_queries(stats.samples, docs, n_queries, seed)
+    queries = make_queries(samples, docs, n_queries, seed)
     warm = [dict(q) for q in queries["term"][:10]]
     run_api(client, search, warm)  # open the searcher, fill the facet caches
     fts.run(warm)
@@ -422,10 +499,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", type=Path, help="build the wikis here and keep them")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --keep: reuse the corpus, database, index and FTS5 file an "
+                             "earlier --keep run left there (the index is rebuilt if the schema "
+                             "version changed); build figures are then those of that run")
+    parser.add_argument("--prepare", action="store_true",
+                        help="with --keep: only write the corpus and sync the database, for "
+                             "later runs with --reuse")
     parser.add_argument("--no-parsed-build", action="store_true",
                         help="skip timing the index build from already parsed documents (the "
                              "full rebuild from the files is still timed; saves time at 100k)")
     args = parser.parse_args(argv)
+    if (args.reuse or args.prepare) and not args.keep:
+        parser.error("--reuse and --prepare need --keep DIR")
 
     import logging
 
@@ -444,9 +530,13 @@ def main(argv: list[str] | None = None) -> int:
         for n in args.docs:
             size_started = time.perf_counter()
             results.append(bench_size(n, args.queries, args.seed, workdir, log,
-                                      parsed_build=not args.no_parsed_build))
+                                      parsed_build=not args.no_parsed_build,
+                                      reuse=args.reuse, prepare=args.prepare))
             results[-1]["bench_s"] = time.perf_counter() - size_started
             log(f"({n:,} documents took {results[-1]['bench_s'] / 60:.1f} min)")
+        if args.prepare:
+            log(f"prepared in {workdir}; run again with --reuse")
+            return 0
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -712,3 +713,245 @@ def test_demo_relay_outage(demo_app):
 def test_demo_orm_postmortem(demo_app):
     ident, title = _first(demo_app, "foreign key null cron")
     assert ident.startswith("PM-") and "foreign key" in title.lower(), (ident, title)
+
+
+# --------------------------------------------------------------------------------------------
+# The fast paths (word pairs for phrases, matching without scoring, top-N ranking) against what
+# Whoosh alone gives, on a generated corpus of several segments with deleted documents
+
+
+def _generated_docs(tmp_path: Path, n: int) -> list[d.Document]:
+    import importlib.util
+
+    from wiki.store import Store
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_corpus", Path(__file__).resolve().parent.parent / "bench" / "corpus.py")
+    corpus = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, corpus)  # its dataclasses look their module up
+    spec.loader.exec_module(sys.modules[spec.name])
+    corpus = sys.modules[spec.name]
+    corpus.CorpusGenerator(7).write(tmp_path / "content", n)
+    docs, problems = Store(tmp_path / "content", tmp_path / "data").scan()
+    assert not problems
+    return [docs[i] for i in sorted(docs)]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[WhooshIndex, list[d.Document]]:
+    tmp = tmp_path_factory.mktemp("generated")
+    docs = _generated_docs(tmp, 360)
+    ix = WhooshIndex(tmp / "index")
+    ix.rebuild(docs[:240])
+    for start in range(240, 360, 40):  # more segments, each commit without a merge
+        ix.index_documents(docs[start:start + 40])
+    ix.remove_many([docs[5].id, docs[250].id])  # deleted documents stay in their segments
+    ix.index_document(docs[7])  # a replaced one too
+    assert ix.segment_count() > 1
+    return ix, docs
+
+
+def _phrases(docs: list[d.Document], count: int) -> list[list[str]]:
+    """Runs of 2–4 consecutive prose tokens of the documents' bodies, as the body has them."""
+    import random
+
+    rng = random.Random(3)
+    out = []
+    while len(out) < count:
+        text = rng.choice(docs).body
+        words = s.tokens(s.PROSE_ANALYZER, text)
+        if len(words) < 5:
+            continue
+        size = 2 + len(out) % 3
+        k = rng.randrange(len(words) - size)
+        out.append(words[k:k + size])
+    return out
+
+
+def test_phrases_through_word_pairs_match_whoosh_phrases(generated):
+    from whoosh import query as wq
+
+    ix, docs = generated
+    searcher = ix.searcher()
+    phrases = _phrases(docs, 60)
+    phrases += [["health", "check"], ["connect", "pool"], ["retri", "retri"],
+                ["zzzunknown", "check"], ["check", "health", "check"]]
+    nonempty = 0
+    for words in phrases:
+        expected = set(wq.Phrase("body", words).docs(searcher))
+        assert set(s._phrase_docs(searcher, "body", words)) == expected, words
+        fast = s._BodyPhrase("body", words)
+        assert set(fast.docs(searcher)) == expected, words
+        # and the same scores as Whoosh's own phrase query
+        slow = {n: score for score, n in
+                searcher.search(wq.Phrase("body", words), limit=None).top_n}
+        assert {n: score for score, n in searcher.search(fast, limit=None).top_n} == slow
+        nonempty += bool(expected)
+    assert nonempty > 30
+
+
+def test_matching_reads_the_lookup_field_and_finds_what_the_body_has(generated):
+    """A body term's documents come from the ``lookup`` field (no positions, fast to read):
+    the same live documents as the body's own posting list, deleted ones left out."""
+    import random
+
+    from whoosh import query as wq
+
+    ix, docs = generated
+    searcher = ix.searcher()
+    rng = random.Random(5)
+    stems = sorted({w for doc in docs[:80] for w in s.tokens(s.PROSE_ANALYZER, doc.body)})
+    for word in rng.sample(stems, 80) + ["zzznotthere"]:
+        expected = set(wq.Term("body", word).docs(searcher))
+        assert s._docset(searcher, wq.Term("body", word)) == expected, word
+    for token in ("p99", "econnreset", "oomkilled"):
+        expected = set(wq.Term("exact", token).docs(searcher))
+        assert s._docset(searcher, wq.Term("exact", token)) == expected
+
+
+def test_no_hits_when_the_filters_leave_nothing(index):
+    """Nothing matches every word and, with the filter, nothing matches any: no hits shown."""
+    result = index.query("relay zzyzx", filters={"severity": ["SEV4"]})
+    assert result.total == 0 and result.hits == []
+    assert index.query("relay zzyzx", filters={"severity": ["SEV4"]}, sort="date").hits == []
+
+
+def test_a_quoted_phrase_still_needs_the_order_and_skips_stop_words(tmp_path):
+    ix = WhooshIndex(tmp_path / "index")
+    ix.rebuild([pm(1, "One", "The health of the check was fine."),
+                pm(2, "Two", "The check of the health was fine."),
+                pm(3, "Three", "The health checks failed.")])
+    assert sorted(ids(ix.query('"health check"'))) == ["PM-1", "PM-3"]
+    assert ids(ix.query('"check health"')) == ["PM-2"]
+    assert ids(ix.query('"the health of the check was fine"')) == ["PM-1"]
+    assert ids(ix.query('"check health check"')) == []
+
+
+def _slow(q):
+    """``q`` with every body phrase as Whoosh's own :class:`~whoosh.query.Phrase`."""
+    import copy
+
+    from whoosh import query as wq
+
+    if isinstance(q, s._BodyPhrase):
+        return wq.Phrase(q.fieldname, q.words, boost=q.boost)
+    q = copy.copy(q)
+    if hasattr(q, "subqueries"):
+        q.subqueries = [_slow(sub) for sub in q.subqueries]
+    if hasattr(q, "a"):
+        q.a, q.b = _slow(q.a), _slow(q.b)
+    if hasattr(q, "child"):
+        q.child = _slow(q.child)
+    return q
+
+
+def _reference(ix: WhooshIndex, text: str, filters: dict, sort: str):
+    """Every match scored by Whoosh (no block skipping), filtered and sorted in Python."""
+    from whoosh import query as wq
+
+    searcher = ix.searcher()
+    parsed = parse_query(text)
+    compiled = ix._compile(parsed, searcher)
+    mask = set(_slow(compiled.excluded).docs(searcher)) if compiled.excluded else None
+    for _, q in s._attempts(compiled.text):  # all the words; if none has them all, any
+        items = list(searcher.search(_slow(q), limit=None, optimize=False, mask=mask).top_n)
+        if items:
+            break
+    matched = [n for _, n in items]
+    for name, values in filters.items():
+        sets = [set(wq.Term(s.FILTERS[name], v.lower()).docs(searcher)) for v in values]
+        allowed = set.intersection(*sets) if name in s.MULTI_VALUED else set.union(*sets)
+        items = [item for item in items if item[1] in allowed]
+    if sort == "date":
+        days = searcher.reader().column_reader("day")
+        items.sort(key=lambda item: (-days[item[1]], -item[0], item[1]))
+    return items, matched
+
+
+def _facet_reference(ix: WhooshIndex, matched: list[int]) -> dict[str, dict[str, int]]:
+    searcher = ix.searcher()
+    counts: dict[str, dict[str, int]] = {name: {} for name in s.FACETS}
+
+    def add(name, value):
+        if value:
+            counts[name][value] = counts[name].get(value, 0) + 1
+
+    for n in matched:
+        meta = searcher.stored_fields(n)["meta"]
+        add("kind", meta["kind"])
+        add("severity", (meta.get("severity") or "").upper())
+        add("status", meta["status"].lower())
+        for service in meta.get("services") or []:
+            add("service", service.lower())
+        for tag in meta.get("tags") or []:
+            add("tag", tag.lower())
+        add("year", (meta.get("date") or "")[:4])
+        add("root_cause", (meta.get("root_cause") or "").lower())
+    return counts
+
+
+@pytest.mark.parametrize("score_all", [0, 100_000])
+def test_totals_facets_and_ranking_match_scoring_every_document(generated, monkeypatch,
+                                                                score_all):
+    """Matching without scoring, then scoring only the page (block-max top-N) or every match,
+    gives what scoring every match with Whoosh gives: totals, facets, order, scores, pages."""
+    import random
+
+    ix, docs = generated
+    monkeypatch.setattr(s, "SCORE_ALL", score_all)
+    rng = random.Random(11)
+    vocabulary = sorted({w for doc in docs[:60] for w in s._WORD_RE.findall(doc.title.lower())
+                         if len(w) > 3 and w not in s.STOP})
+    phrases = [" ".join(words) for words in _phrases(docs, 12)]
+    queries = [("service", ""), ("request error", ""), ("ECONNRESET", ""),
+               ("java.lang.NullPointerException", ""), ("timeout -retry", "")]
+    queries += [(rng.choice(vocabulary), "") for _ in range(12)]
+    queries += [(f"{rng.choice(vocabulary)} {rng.choice(vocabulary)}", "") for _ in range(6)]
+    queries += [(f'"{p}"', "") for p in phrases]
+    queries += [(rng.choice(vocabulary), name) for name in ("severity", "year", "service")]
+    checked = 0
+    for text, filter_name in queries:
+        filters = {}
+        if filter_name:
+            meta = ix.searcher().stored_fields(rng.randrange(ix.doc_count()))["meta"]
+            value = {"severity": meta.get("severity"), "year": (meta.get("date") or "")[:4],
+                     "service": (meta.get("services") or [None])[0]}[filter_name]
+            if not value:
+                continue
+            filters = {filter_name: [value]}
+        for sort in ("relevance", "date"):
+            expected, matched = _reference(ix, text, filters, sort)
+            for offset, limit in ((0, 20), (20, 7), (len(expected) - 3 if expected else 0, 10)):
+                ix.clear_cache()
+                result = ix.query(text, filters=filters, sort=sort, offset=max(0, offset),
+                                  limit=limit)
+                assert result.mode in ("all", "any"), (text, result.mode)
+                assert result.total == len(expected), (text, filters)
+                page = expected[max(0, offset):max(0, offset) + limit]
+                searcher = ix.searcher()
+                assert ids(result) == [searcher.stored_fields(n)["id"] for _, n in page], \
+                    (text, filters, sort, offset)
+                if sort == "relevance":
+                    assert [h.score for h in result.hits] == [round(x, 4) for x, _ in page]
+                checked += 1
+            if not filters and sort == "relevance":
+                result = ix.query(text)
+                reference = _facet_reference(ix, matched)
+                for name in s.FACETS if result.mode == "all" else ():
+                    got = dict(result.facets[name])
+                    assert len(got) == min(len(reference[name]), s.FACET_VALUES), (text, name)
+                    assert all(reference[name][value] == n for value, n in got.items()), \
+                        (text, name)
+    assert checked > 100
+
+
+def test_paging_deep_after_the_first_page_extends_the_ranking(generated, monkeypatch):
+    ix, _ = generated
+    monkeypatch.setattr(s, "SCORE_ALL", 0)
+    ix.clear_cache()
+    first = ix.query("service error", limit=10)
+    deep = ix.query("service error", offset=first.total - 5, limit=10)  # same cached matches
+    ix.clear_cache()
+    fresh = ix.query("service error", offset=first.total - 5, limit=10)
+    assert first.total == deep.total == fresh.total > 60
+    assert ids(deep) == ids(fresh) and len(ids(deep)) == 5

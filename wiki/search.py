@@ -28,6 +28,16 @@ Whoosh traps this module avoids on purpose (``docs/dependencies.md``):
 * Segments are written as separate files, not one compound file: opening a compound segment
   copies its term dictionary into memory (``BufferFile`` wraps the mmap in ``BytesIO``), which
   made every save and every new searcher 3–4× slower at 10,000 documents.
+* Block-max top-N (``search(limit=n, optimize=True)``) loses documents with boosted
+  sub-queries: ``WrappingMatcher.replace`` hands its child the score threshold without
+  dividing it by the boost (``skip_to_quality`` does divide), so a ``Term(boost=1.5)`` is
+  dropped as "cannot make the top N" while its boosted score would. And the two-sided
+  ``skip_to_quality`` of unions, intersections and ``AndMaybe`` skip one side's blocks against
+  the *current* block of the other side, while a later block of it may score higher; the
+  ``AndMaybe`` one also leaves its optional side behind, so the next document misses that
+  score. Patched below (:func:`_wrapping_replace`, :func:`_union_skip_to_quality`, …) to
+  bound the other side by its whole list's best score; and ``Or(scale=…)`` (a coordination
+  bonus that ``replace`` ignores too) is never ranked that way.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
+import heapq
 import json
 import logging
 import os
@@ -53,19 +64,35 @@ from pathlib import Path
 
 from markupsafe import escape
 from whoosh import fields as wf
+from whoosh import formats as wformats
 from whoosh import index as windex
 from whoosh import query as wq
 from whoosh.analysis import (
     STOP_WORDS,
+    CompositeAnalyzer,
     Filter,
     LowercaseFilter,
     RegexTokenizer,
     StemmingAnalyzer,
     StopFilter,
+    Token,
+    Tokenizer,
 )
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang.porter import stem as porter_stem
+from whoosh.matching import (
+    AndMaybeMatcher,
+    IntersectionMatcher,
+    NullMatcher,
+    ReadTooFar,
+    UnionMatcher,
+)
+from whoosh.matching import Matcher as WhooshMatcher
+from whoosh.matching import WrappingMatcher
+from whoosh.matching.wrappers import FilterMatcher
+from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.util import make_binary_tree
 from whoosh.writing import CLEAR, OPTIMIZE
 
 from . import documents as d
@@ -77,6 +104,67 @@ __all__ = [
     "SearchError", "SearchIndex", "SearchResult", "WhooshIndex", "document_fields", "init_app",
     "parse_query",
 ]
+
+
+
+def _wrapping_replace(self, minquality=0):
+    """``WrappingMatcher.replace`` with the threshold scaled by the boost, as Whoosh's own
+    ``skip_to_quality`` does (2.7.4 passes it unscaled: see the module's docstring)."""
+    boost = getattr(self, "boost", 1.0)
+    if minquality and boost and boost != 1.0:
+        minquality = minquality / boost
+    r = self.child.replace(minquality)
+    return self if r is self.child else self._replacement(r)
+
+
+def _union_skip_to_quality(self, minquality):
+    """Skip blocks of either side that cannot reach ``minquality`` even with the other side's
+    best score anywhere in its list (Whoosh 2.7 bounds it by the other's current block)."""
+    self._id = None
+    a, b = self.a, self.b
+    if not (a.is_active() or b.is_active()):
+        raise ReadTooFar
+    if not a.is_active():
+        return b.skip_to_quality(minquality)
+    if not b.is_active():
+        return a.skip_to_quality(minquality)
+    skipped = a.skip_to_quality(minquality - b.max_quality())
+    if a.is_active():
+        skipped += b.skip_to_quality(minquality - a.max_quality())
+    return skipped
+
+
+def _intersection_skip_to_quality(self, minquality):
+    """As :func:`_union_skip_to_quality`, then both sides brought to the same document."""
+    a, b = self.a, self.b
+    skipped = 0
+    if a.is_active() and b.is_active():
+        skipped = a.skip_to_quality(minquality - b.max_quality())
+    if a.is_active() and b.is_active():
+        skipped += b.skip_to_quality(minquality - a.max_quality())
+    if a.is_active() and b.is_active() and a.id() != b.id():
+        self._find_next()
+    return skipped
+
+
+def _andmaybe_skip_to_quality(self, minquality):
+    """Skip the required side's blocks that cannot reach ``minquality`` even with the optional
+    side's best score, then bring the optional side up to it (so its score counts)."""
+    a, b = self.a, self.b
+    if not a.is_active():
+        raise ReadTooFar
+    if not b.is_active():
+        return a.skip_to_quality(minquality)
+    skipped = a.skip_to_quality(minquality - b.max_quality())
+    if a.is_active() and b.is_active() and b.id() < a.id():
+        b.skip_to(a.id())
+    return skipped
+
+
+WrappingMatcher.replace = _wrapping_replace
+UnionMatcher.skip_to_quality = _union_skip_to_quality
+IntersectionMatcher.skip_to_quality = _intersection_skip_to_quality
+AndMaybeMatcher.skip_to_quality = _andmaybe_skip_to_quality
 
 # --------------------------------------------------------------------------------------------
 # Limits
@@ -94,12 +182,15 @@ SNIPPET_CHARS = 240
 WRITE_LOCK_TIMEOUT = 30.0  #: seconds a save waits for the index lock before giving up
 MAX_SEGMENTS = 12  #: commits skip merging until the index has more segments than this
 RECONCILE_RETRY = 60.0  #: seconds before queries retry a reconcile that failed
-CACHED_QUERIES = 64  #: scored match lists kept for paging and facet clicks…
+CACHED_QUERIES = 64  #: recent queries' matches and ranking kept for paging and facet clicks…
 CACHED_ITEMS = 1_000_000  #: …holding at most this many matches in all
+#: Relevance ranking scores every match when there are at most this many (and keeps them all
+#: for paging); above, Whoosh's block-max top-N scores only what can still make the page.
+SCORE_ALL = 2000
 PARALLEL_MIN = 2000  #: rebuilds of at least this many documents use several processes
 PARALLEL_PROCS = 2
 INDEX_NAME = "MAIN"  #: Whoosh's default index name: files ``_MAIN_*``, lock ``MAIN_WRITELOCK``
-SCHEMA_VERSION = "4"  #: bump when the schema or an analyzer changes: old indexes are rebuilt
+SCHEMA_VERSION = "5"  #: bump when the schema or an analyzer changes: old indexes are rebuilt
 
 
 class SearchError(Exception):
@@ -203,6 +294,66 @@ through too under until up very was were what where which while who whom why wou
 PROSE_ANALYZER = StemmingAnalyzer(expression=r"[^\W_]+", stoplist=STOP, minsize=2,
                                   maxsize=MAX_TOKEN_CHARS, cachesize=200_000)
 
+#: The ``lookup`` field: every distinct stem of the body and every pair of consecutive stems
+#: (stop words left out, as in the body's positions) joined by a space, with no frequencies or
+#: positions. Its posting lists read many times faster than the body's (which carry positions),
+#: so matching (totals, facets, filters) reads them; and a quoted phrase of two words is one
+#: posting list instead of a position check on every document holding both words, a longer
+#: one the intersection of its pairs, positions checked only on those documents.
+PAIR_SEP = " "
+
+#: The body's tokens as the body field was just indexed, for the ``pairs`` field of the same
+#: document (Whoosh indexes a document's fields in name order: ``body`` before ``lookup``), so
+#: the body is analysed once. Per thread; used only when the value is the very same object.
+_last_body = threading.local()
+
+
+class _BodyTokenizer(RegexTokenizer):
+    """The prose tokenizer, noting which value the body field is indexing."""
+
+    def __call__(self, value, **kwargs):
+        indexing = kwargs.get("mode") == "index"
+        if indexing:
+            _last_body.value, _last_body.texts, _last_body.done = value, [], False
+        yield from super().__call__(value, **kwargs)
+        if indexing and _last_body.value is value:
+            _last_body.done = True
+
+
+class _NoteTokens(Filter):
+    """Last in the body's analyzer: keeps the text of each token indexed (see :class:`_Lookup`)."""
+
+    def __call__(self, tokens):
+        texts = None
+        for t in tokens:
+            if texts is None:
+                texts = _last_body.texts if t.mode == "index" else []
+            texts.append(t.text)
+            yield t
+
+
+class _Lookup(Tokenizer):
+    """The ``lookup`` field's analyzer: the distinct prose tokens of the value and pairs of
+    consecutive ones, from the body's analysis of that same value when there was one."""
+
+    def __call__(self, value, **kwargs):
+        if getattr(_last_body, "value", None) is value and _last_body.done:
+            texts = _last_body.texts
+        else:
+            texts = [t.text for t in PROSE_ANALYZER(value)]
+        _last_body.value = _last_body.texts = None
+        t = Token(**kwargs)
+        for text in set(texts).union(map(PAIR_SEP.join, zip(texts, texts[1:]))):
+            t.text = text
+            yield t
+
+
+#: The body's analyzer: :data:`PROSE_ANALYZER` (the same filters, so the same tokens and the
+#: same stem cache) that also notes its tokens for the ``lookup`` field.
+BODY_ANALYZER = CompositeAnalyzer(_BodyTokenizer(PROSE_ANALYZER.items[0].expression),
+                                  *PROSE_ANALYZER.items[1:], _NoteTokens())
+LOOKUP_ANALYZER = _Lookup()
+
 #: Error tokens: a run of characters that starts and ends with a letter, digit or ``_`` and may
 #: contain ``. - : / _ + @ # $ % & ~ ^`` inside — ``0x6C``, ``blk_-1608999687919862906``,
 #: ``java.lang.NullPointerException``, ``sns-inbound``, ``Foo.java:12``. Quotes, brackets,
@@ -244,7 +395,8 @@ def _stem(word: str) -> str:
 
 
 def make_schema() -> wf.Schema:
-    prose = {name: wf.TEXT(analyzer=PROSE_ANALYZER, field_boost=boost)
+    prose = {name: wf.TEXT(analyzer=BODY_ANALYZER if name == "body" else PROSE_ANALYZER,
+                           field_boost=boost)
              for name, boost in PROSE_FIELDS.items()}
     return wf.Schema(
         id=wf.ID(stored=True, unique=True, sortable=True),
@@ -258,6 +410,7 @@ def make_schema() -> wf.Schema:
         tags=wf.KEYWORD(commas=True, lowercase=True, scorable=False),
         day=wf.NUMERIC(int, bits=32, signed=False, sortable=True),  # yyyymmdd; 0 if unknown
         exact=wf.TEXT(analyzer=EXACT_ANALYZER, phrase=True),
+        lookup=wf.FieldType(wformats.Existence(), LOOKUP_ANALYZER),  # see LOOKUP_ANALYZER
         meta=wf.STORED,  # what a hit shows: kind, title, slug, status, severity, date, …
         text=wf.STORED,  # zlib-compressed JSON [[heading, text], …]: snippets, "matched in"
         **prose,
@@ -319,6 +472,7 @@ def document_fields(doc: d.Document) -> dict:
         "title": doc.title,
         "summary": summary or None,
         "body": body or None,
+        "lookup": body or None,
         "patterns": _join(patterns + examples) or None,
         "exact": _join([doc.id, body, *services, *tags]),
         "meta": {
@@ -822,12 +976,18 @@ class _Compiled:
 
 @dataclass
 class _Matches:
-    items: list[tuple[float, int]] = field(default_factory=list)  #: (score, docnum), best first
+    """A query's matching documents (after filters and exclusions), facet counts, and as much of
+    the relevance ranking as was needed so far (cached, so paging rarely scores again)."""
+
+    docs: frozenset = frozenset()  #: top-level document numbers
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    text_q: object = None  #: the query that scores them (None: no words, every score is 0)
+    ranked: list[tuple[float, int]] = field(default_factory=list)  #: (score, docnum), best first
+    complete: bool = False  #: ``ranked`` holds every document of ``docs``
 
     @property
     def total(self) -> int:
-        return len(self.items)
+        return len(self.docs)
 
 
 class WhooshIndex(SearchIndex):
@@ -843,13 +1003,14 @@ class WhooshIndex(SearchIndex):
         self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()  # one writer per process; Whoosh's lock across them
         self._local = threading.local()
-        #: per segment id: per facet, [(value, frozenset of the segment's doc numbers)]
-        self._facet_cache: dict[str, dict[str, list[tuple[str, frozenset]]]] = {}
+        #: per (segment id, offset): per facet, [(value, frozenset of top-level doc numbers)];
+        #: per ("day", segment id): the segment's day column
+        self._facet_cache: dict[tuple, object] = {}
         #: set when this object created an empty index (it was missing or unreadable): whoever
         #: keeps it in line with the content should fill it (:class:`Search` does)
         self.created = False
-        #: recent queries' scored matches (see :meth:`_scored`)
-        self._scored_cache: OrderedDict[tuple, list[tuple[float, int]]] = OrderedDict()
+        #: recent queries' matches and ranking (see :meth:`_match`)
+        self._cache: OrderedDict[tuple, _Matches] = OrderedDict()
         self._cached_items = 0
         self._cache_lock = threading.Lock()
 
@@ -985,7 +1146,7 @@ class WhooshIndex(SearchIndex):
     def clear_cache(self) -> None:
         """Forget recent queries' matches (benchmarks measure queries without it)."""
         with self._cache_lock:
-            self._scored_cache.clear()
+            self._cache.clear()
             self._cached_items = 0
 
     def segment_count(self) -> int:
@@ -1176,12 +1337,12 @@ class WhooshIndex(SearchIndex):
                                    "with some of them.")
         result.total = matches.total
         result.facets = matches.facets
-        items = matches.items
         by_date = result.sort == "date" or not compiled.text
-        if by_date and items:
-            days = s.reader().column_reader("day")
-            items = sorted(items, key=lambda item: (-days[item[1]], -item[0], item[1]))
-        for score, docnum in items[result.offset:result.offset + result.limit]:
+        if by_date:
+            page = self._by_date(s, matches, result.offset + result.limit)
+        else:
+            page = self._ranked(s, matches, result.offset + result.limit)
+        for score, docnum in page[result.offset:result.offset + result.limit]:
             result.hits.append(self._hit(s, docnum, None if by_date else score,
                                          compiled.highlighter))
 
@@ -1312,33 +1473,39 @@ class WhooshIndex(SearchIndex):
                 norm = normalise_filter(name, value)
                 if norm is not None:
                     parts.append(wq.Term(FILTERS[name], norm))
-        return set(wq.Or(parts).docs(s)) if parts else None
+        return _docset(s, wq.Or(parts)) if parts else None
 
     def _match(self, s, text_q, mask: set | None, active: dict[str, list[str]],
                want_facets: bool) -> _Matches:
-        """Every matching document with its score (one pass, no block skipping: measured
-        faster here than Whoosh's top-N optimisation), then filters and facet counts,
-        computed segment by segment on sets of document numbers."""
-        items = self._scored(s, text_q, mask)
-        leaves = s.leaf_searchers()
-        offsets = [offset for _, offset in leaves]
-        local: list[set[int]] = [set() for _ in leaves]
-        if len(leaves) == 1:
-            local[0] = {docnum for _, docnum in items}
+        """The documents matching ``text_q`` (not ``mask``, within the ``active`` filters) and
+        the facet counts: sets of document numbers from the posting lists, no scoring (that is
+        :meth:`_ranked`, for the page shown). Cached per index generation, so paging, sorting
+        and clicking a facet reuse it."""
+        key = (s.ixreader.generation(), repr(text_q),
+               hash(frozenset(mask)) if mask else None, len(mask) if mask else 0,
+               repr(sorted(active.items())), want_facets)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        if text_q is not None:
+            base = _docset(s, text_q)
         else:
-            for _, docnum in items:
-                i = bisect.bisect_right(offsets, docnum) - 1
-                local[i].add(docnum - offsets[i])
+            base = set(s.reader().all_doc_ids())
+        if mask:
+            base -= mask
         counts: dict[str, dict[str, int]] = {name: {} for name in FACETS}
         keep: set[int] = set()
-        for (leaf, offset), base in zip(leaves, local, strict=True):
-            if not base and not want_facets:
-                continue
-            cache = self._segment_facets(leaf)
+        for leaf, offset in s.leaf_searchers():
+            if not active and not want_facets:
+                break
+            cache = self._segment_facets(leaf, offset)
             allowed: dict[str, set] = {}
             for name, values in active.items():
                 postings = dict(cache[name]) if name in cache else {
-                    v: frozenset(wq.Term(FILTERS[name], v).docs(leaf)) for v in values}
+                    v: frozenset(n + offset for n in wq.Term(FILTERS[name], v).docs(leaf))
+                    for v in values}
                 sets = [postings.get(v, frozenset()) for v in values]
                 if name in MULTI_VALUED:
                     allowed[name] = set(sets[0]).intersection(*sets[1:])
@@ -1346,9 +1513,9 @@ class WhooshIndex(SearchIndex):
                     allowed[name] = set().union(*sets)
             docs = base
             for allow in allowed.values():
-                docs = docs & allow
+                docs = allow & docs
             if active:
-                keep.update(offset + n for n in docs)
+                keep.update(docs)
             if not want_facets:
                 continue
             for name in FACETS:
@@ -1359,7 +1526,7 @@ class WhooshIndex(SearchIndex):
                     scope = base
                     for other, allow in allowed.items():
                         if other != name:
-                            scope = scope & allow
+                            scope = allow & scope
                 if not scope:
                     continue
                 tally = counts[name]
@@ -1367,52 +1534,99 @@ class WhooshIndex(SearchIndex):
                     n = len(postings & scope)
                     if n:
                         tally[value] = tally.get(value, 0) + n
-        if active:
-            items = [item for item in items if item[1] in keep]
         facets = {name: _order_facet(name, tally) for name, tally in counts.items()} \
             if want_facets else {}
-        return _Matches(items, facets)
-
-    def _scored(self, s, text_q, mask: set | None) -> list[tuple[float, int]]:
-        """``(score, docnum)`` of every document matching ``text_q`` and not ``mask``, best
-        first. Cached per index generation: paging, sorting and clicking facets reuse it."""
-        key = (s.ixreader.generation(), repr(text_q),
-               hash(frozenset(mask)) if mask else None, len(mask) if mask else 0)
+        matches = _Matches(frozenset(keep if active else base), facets, text_q)
         with self._cache_lock:
-            items = self._scored_cache.get(key)
-            if items is not None:
-                self._scored_cache.move_to_end(key)
-                return items
-        if text_q is not None:
-            results = s.search(text_q, limit=None, mask=mask or None, optimize=False)
-            items = list(results.top_n)
+            self._cache[key] = matches
+            self._cached_items += len(matches.docs)
+            while self._cache and (len(self._cache) > CACHED_QUERIES
+                                   or self._cached_items > CACHED_ITEMS):
+                _, dropped = self._cache.popitem(last=False)
+                self._cached_items -= len(dropped.docs) + len(dropped.ranked)
+        return matches
+
+    def _ranked(self, s, matches: _Matches, n: int) -> list[tuple[float, int]]:
+        """At least the ``n`` best ``(score, docnum)`` of the matches (all of them when there
+        are fewer), best first, ties by document number: the order scoring every match gives.
+
+        Up to :data:`SCORE_ALL` matches are all scored (each one found with ``skip_to``, so the
+        cost follows the matches, not the posting lists). Above, Whoosh's top-N collector
+        skips the blocks of the posting lists whose best possible score cannot make the top
+        ``n`` (block-max), and only the allowed documents are scored.
+        """
+        if matches.complete or len(matches.ranked) >= n or not matches.docs:
+            return matches.ranked
+        if matches.text_q is None:
+            ranked = [(0.0, docnum) for docnum in sorted(matches.docs)]
+            complete = True
+        elif len(matches.docs) <= max(SCORE_ALL, n) or _coordinated(matches.text_q):
+            ranked = _score_docs(s, matches.text_q, matches.docs)
+            ranked.sort(key=lambda item: (-item[0], item[1]))
+            complete = True
         else:
-            items = [(0.0, n) for n in s.reader().all_doc_ids() if not mask or n not in mask]
+            want = max(n, 2 * len(matches.ranked), 50)
+            results = s.search(matches.text_q, limit=want, filter=set(matches.docs),
+                               optimize=True)
+            ranked = list(results.top_n)
+            complete = len(ranked) >= len(matches.docs)
         with self._cache_lock:
-            self._scored_cache[key] = items
-            self._cached_items += len(items)
-            while self._scored_cache and (len(self._scored_cache) > CACHED_QUERIES
-                                          or self._cached_items > CACHED_ITEMS):
-                _, dropped = self._scored_cache.popitem(last=False)
-                self._cached_items -= len(dropped)
-        return items
+            self._cached_items += len(ranked) - len(matches.ranked)
+            matches.ranked, matches.complete = ranked, complete
+        return ranked
 
-    def _segment_facets(self, leaf) -> dict[str, list[tuple[str, frozenset]]]:
-        """Per facet, ``[(value, doc numbers)]`` of one segment; cached, segments never change
-        (deleted documents are never in the sets they are intersected with)."""
+    def _by_date(self, s, matches: _Matches, n: int) -> list[tuple[float, int]]:
+        """The ``n`` most recent matches (and any that share the day of the last), newest
+        first; on the same day the better match first, then by document number."""
+        if not matches.docs:
+            return []
+        days = self._days(s)
+        docs = matches.docs
+        if len(docs) > n:
+            cutoff = heapq.nlargest(n, (days[i] for i in docs))[-1]
+            docs = [i for i in docs if days[i] >= cutoff]
+        if matches.text_q is not None:
+            scored = dict((docnum, score) for score, docnum in
+                          _score_docs(s, matches.text_q, docs))
+        else:
+            scored = {}
+        return sorted(((scored.get(i, 0.0), i) for i in docs),
+                      key=lambda item: (-days[item[1]], -item[0], item[1]))
+
+    def _days(self, s) -> list[int]:
+        """The ``day`` column of every document, indexed by top-level document number."""
+        out: list[int] = []
+        for leaf, offset in s.leaf_searchers():
+            reader = leaf.reader()
+            segment = reader.segment() if hasattr(reader, "segment") else None
+            key = ("day", segment.segment_id()) if segment is not None else None
+            column = self._facet_cache.get(key) if key else None
+            if column is None:
+                column = list(reader.column_reader("day")) if reader.doc_count_all() else []
+                if key:
+                    self._facet_cache[key] = column
+            if len(out) < offset:
+                out.extend([0] * (offset - len(out)))
+            out[offset:offset + len(column)] = column
+        return out
+
+    def _segment_facets(self, leaf, offset: int) -> dict[str, list[tuple[str, frozenset]]]:
+        """Per facet, ``[(value, top-level doc numbers)]`` of one segment; cached, segments
+        never change (deleted documents are never in the sets they are intersected with)."""
         reader = leaf.reader()
         segment = reader.segment() if hasattr(reader, "segment") else None
-        key = segment.segment_id() if segment is not None else None
+        key = (segment.segment_id(), offset) if segment is not None else None
         cached = self._facet_cache.get(key) if key else None
         if cached is not None:
             return cached
         out = {}
         for name in FACETS:
             fieldname = FILTERS[name]
-            out[name] = [(_text(term), frozenset(reader.postings(fieldname, term).all_ids()))
+            out[name] = [(_text(term), frozenset(n + offset for n in
+                                                 reader.postings(fieldname, term).all_ids()))
                          for term in reader.lexicon(fieldname)]
         if key:
-            if len(self._facet_cache) > 4 * MAX_SEGMENTS:
+            if len(self._facet_cache) > 8 * MAX_SEGMENTS:
                 self._facet_cache.clear()
             self._facet_cache[key] = out
         return out
@@ -1455,7 +1669,267 @@ def _text(value) -> str:
 def _sequence(fieldname: str, words: list[str], boost: float = 1.0):
     if len(words) == 1:
         return wq.Term(fieldname, words[0], boost=boost)
+    if fieldname == "body":
+        return _BodyPhrase(fieldname, words, boost=boost)
     return wq.Phrase(fieldname, words, boost=boost)
+
+
+class _BodyPhrase(wq.Phrase):
+    """A phrase of the body, found through the ``lookup`` field: the same documents and the
+    same scores as :class:`whoosh.query.Phrase` (the sum of its words' scores), without
+    reading the positions of every document that has all the words."""
+
+    def docs(self, searcher):
+        return iter(_phrase_docs(searcher, self.fieldname, self.words))
+
+    def matcher(self, searcher, context=None):
+        ids = _phrase_docs(searcher, self.fieldname, self.words)
+        if not ids:
+            return NullMatcher()
+        terms = [wq.Term(self.fieldname, w).matcher(searcher, context) for w in self.words]
+        return _ListedMatcher(make_binary_tree(IntersectionMatcher, terms), ids, self.boost)
+
+
+def _phrase_docs(searcher, fieldname: str, words: list[str]) -> list[int]:
+    """Sorted numbers of the documents with ``words`` one after the other in ``fieldname``
+    (the body): the documents with every pair of consecutive words, and for three words or
+    more, those whose positions line up."""
+    reader = searcher.reader()
+    pairs = sorted({f"{a}{PAIR_SEP}{b}" for a, b in zip(words, words[1:])},
+                   key=lambda pair: reader.doc_frequency("lookup", pair))
+    found: set[int] | None = None
+    for pair in pairs:
+        docs = _term_docs(searcher, "lookup", pair)
+        found = docs if found is None else found & docs
+        if not found:
+            return []
+    candidates = sorted(found or ())
+    if len(words) == 2 or not candidates:
+        return candidates
+    matchers = [wq.Term(fieldname, w).matcher(searcher) for w in words]
+    out = []
+    for docnum in candidates:
+        positions = []
+        for m in matchers:
+            if m.is_active() and m.id() < docnum:
+                m.skip_to(docnum)
+            if not m.is_active() or m.id() != docnum:
+                break
+            positions.append(set(m.value_as("positions")))
+        else:
+            if any(all(p + k in positions[k] for k in range(1, len(words)))
+                   for p in positions[0]):
+                out.append(docnum)
+    return out
+
+
+class _ListedMatcher(WhooshMatcher):
+    """Matches exactly the sorted document numbers ``ids``, scored by ``child`` (which must
+    match each of them), moving ``child`` only with ``skip_to``."""
+
+    def __init__(self, child, ids: list[int], boost: float = 1.0, i: int = 0):
+        self.child, self.ids, self.boost, self.i = child, ids, boost, i
+        self._align()
+
+    def _align(self) -> None:
+        if self.i < len(self.ids):
+            target = self.ids[self.i]
+            if self.child.is_active() and self.child.id() < target:
+                self.child.skip_to(target)
+
+    def _here(self) -> bool:
+        return self.child.is_active() and self.child.id() == self.ids[self.i]
+
+    def is_active(self) -> bool:
+        return self.i < len(self.ids)
+
+    def id(self) -> int:
+        return self.ids[self.i]
+
+    def next(self) -> bool:
+        if self.i >= len(self.ids):
+            raise ReadTooFar
+        self.i += 1
+        self._align()
+        return True  # (the child may be in a new block: have the collector check quality)
+
+    def skip_to(self, id) -> bool:
+        if self.i >= len(self.ids):
+            raise ReadTooFar
+        if id > self.ids[self.i]:
+            self.i = bisect.bisect_left(self.ids, id, self.i)
+            self._align()
+        return False
+
+    def all_ids(self):
+        ids, self.i = self.ids[self.i:], len(self.ids)
+        return iter(ids)
+
+    def reset(self) -> None:
+        self.i = 0
+        self.child.reset()
+        self._align()
+
+    def copy(self):
+        return _ListedMatcher(self.child.copy(), self.ids, self.boost, self.i)
+
+    def replace(self, minquality=0):
+        return self if self.is_active() else NullMatcher()
+
+    def children(self):
+        return [self.child]
+
+    def depth(self) -> int:
+        return 1 + self.child.depth()
+
+    def supports(self, astype) -> bool:
+        return self.child.supports(astype)
+
+    def value(self):
+        return self.child.value()
+
+    def value_as(self, astype):
+        return self.child.value_as(astype)
+
+    def spans(self):
+        return self.child.spans() if self._here() else []
+
+    def weight(self) -> float:
+        return self.child.weight() * self.boost if self._here() else 0.0
+
+    def score(self) -> float:
+        return self.child.score() * self.boost if self._here() else 0.0
+
+    def supports_block_quality(self) -> bool:
+        return self.child.supports_block_quality()
+
+    def max_quality(self) -> float:
+        return self.child.max_quality() * self.boost
+
+    def block_quality(self) -> float:
+        return self.child.block_quality() * self.boost
+
+    def skip_to_quality(self, minquality) -> int:
+        """Skip the child's blocks that cannot reach ``minquality`` (our documents are among
+        the child's), then go on from our first document at or after where it stopped."""
+        if self.i >= len(self.ids):
+            raise ReadTooFar
+        if not self.child.is_active():
+            return 0
+        skipped = self.child.skip_to_quality(minquality / self.boost if self.boost else 0)
+        if not self.child.is_active():
+            self.i = len(self.ids)
+        elif self.child.id() > self.ids[self.i]:
+            self.i = bisect.bisect_left(self.ids, self.child.id(), self.i)
+            self._align()
+        return skipped
+
+
+def _docset(s, q) -> set[int]:
+    """Top-level numbers of the documents matching ``q``, without scoring: posting lists read
+    whole and combined as sets (Whoosh's matchers step through them one document at a time)."""
+    if q is wq.NullQuery or q is None:
+        return set()
+    kind = type(q)
+    if kind is wq.And:
+        out = None
+        for sub in sorted(q.subqueries, key=lambda sub: sub.estimate_size(s.reader())):
+            docs = _docset(s, sub)
+            out = docs if out is None else out & docs
+            if not out:
+                return set()
+        return out if out is not None else set()
+    if kind is wq.Or:
+        out = set()
+        for sub in q.subqueries:
+            out |= _docset(s, sub)
+        return out
+    if kind is wq.AndMaybe:
+        return _docset(s, q.a)
+    if kind is wq.AndNot:
+        docs = _docset(s, q.a)
+        return docs - _docset(s, q.b) if docs else docs
+    if kind is wq.ConstantScoreQuery:
+        return _docset(s, q.child)
+    if kind is _BodyPhrase:
+        return set(_phrase_docs(s, q.fieldname, q.words))
+    if kind is wq.Term:
+        # the body's stems are in ``lookup`` too, whose posting lists read much faster
+        return _term_docs(s, "lookup" if q.fieldname == "body" else q.fieldname, q.text)
+    return set(q.docs(s))
+
+
+def _term_docs(s, fieldname: str, text) -> set[int]:
+    """Top-level numbers of the live documents with a term: each segment's posting list read
+    block by block (Whoosh's ``all_ids`` steps through it one posting at a time)."""
+    out: set[int] = set()
+    field = s.schema[fieldname] if fieldname in s.schema else None
+    if field is None:
+        return out
+    try:
+        text = field.to_bytes(text)
+    except ValueError:
+        return out
+    for leaf, offset in s.leaf_searchers():
+        reader = leaf.reader()
+        if (fieldname, text) not in reader:
+            continue
+        m = reader.postings(fieldname, text)
+        deleted = None
+        if isinstance(m, FilterMatcher) and m._exclude:
+            deleted, m = m._ids, m.child
+        if isinstance(m, W3LeafMatcher):
+            ids = []
+            while m.is_active():
+                if m._ids is None:
+                    m._read_ids()
+                ids.extend(m._ids[m._i:])
+                m._next_block()
+        else:
+            ids = list(m.all_ids())
+        if deleted:
+            ids = [n for n in ids if n not in deleted]
+        out.update(n + offset for n in ids) if offset else out.update(ids)
+    return out
+
+
+def _coordinated(q) -> bool:
+    """Whether ``q`` has an ``Or(scale=…)``, whose bonus block-max skipping ignores."""
+    if getattr(q, "scale", None):
+        return True
+    return any(_coordinated(sub) for sub in q.children())
+
+
+def _score_docs(s, q, docs) -> list[tuple[float, int]]:
+    """``(score, docnum)`` of each of the top-level ``docs`` that ``q`` matches, as Whoosh
+    scores them in a search, each found with ``skip_to``. (A coordination bonus, ``Or(scale=…)``,
+    depends on how Whoosh's collector steps through the matches, so such a query is run as a
+    search restricted to ``docs``.)"""
+    if not docs:
+        return []  # (Whoosh reads an empty filter as no filter)
+    if _coordinated(q):
+        return list(s.search(q, limit=None, optimize=False, filter=set(docs)).top_n)
+    docs = sorted(docs)
+    out = []
+    context = s.context()
+    i = 0
+    for leaf, offset in s.leaf_searchers():
+        end = offset + leaf.doc_count_all()
+        j = bisect.bisect_left(docs, end, i)
+        if j > i:
+            m = q.matcher(leaf, context)
+            for docnum in docs[i:j]:
+                local = docnum - offset
+                if not m.is_active():
+                    break
+                if m.id() < local:
+                    m.skip_to(local)
+                    if not m.is_active():
+                        break
+                if m.id() == local:
+                    out.append((m.score(), docnum))
+        i = j
+    return out
 
 
 def _exact(text: str, words: list[str], single: bool):
