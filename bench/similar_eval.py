@@ -249,17 +249,16 @@ def fused_rank(engine: sim.SimilarIndex, lists: dict, weights: sim.Weights, answ
 #: error-string and log-line weights list their non-zero value first, so evidence this data set
 #: has little of (bug reports, few logs) is kept rather than dropped on a tie.
 LEXICAL_GRID = {
-    "key_terms": (15, 30, 50),
-    "cosine_terms": (50, 100, 200),
+    "key_terms": (15, 30),
     "exact_terms": (10, 20),
-    "title_boost": (0.5, 1.0),
+    "title_boost": (0.5, 1.0, 2.0),
 }
 FUSION_GRID = {
     "cosine": (0.0, 0.5, 1.0, 1.5),
+    "title": (0.0, 1.0, 2.0, 3.0, 4.0),
     "exact": (0.0, 0.15, 0.3, 0.6),
     "errors": (0.2, 0.0),
     "lines": (0.1, 0.0),
-    "fusion": ("score", "rrf"),
 }
 
 
@@ -331,9 +330,9 @@ def tune(engine, wiki, ids, reports, queries, folds: int, seeds: list[int], log_
 
 
 def describe(w: sim.Weights) -> str:
-    return (f"key_terms={w.key_terms} cosine_terms={w.cosine_terms} exact_terms={w.exact_terms} "
-            f"title_boost={w.title_boost} | terms={w.terms} cosine={w.cosine} exact={w.exact} "
-            f"errors={w.errors} lines={w.lines} | fusion={w.fusion}")
+    return (f"key_terms={w.key_terms} exact_terms={w.exact_terms} title_boost={w.title_boost} | "
+            f"terms={w.terms} cosine={w.cosine} title={w.title} exact={w.exact} "
+            f"errors={w.errors} lines={w.lines}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,11 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         ranks_text, _, _ = engine_ranks(engine, wiki, ids, reports, pairs, engine.weights,
                                         as_text=True)
         results.append(("engine (text, as POST /api/v1/similar)", ranks_text, ""))
-        for signal in ("terms", "cosine"):
+        for signal in ("terms", "cosine", "title"):
             only = engine.weights.replace(**{s: (1.0 if s == signal else 0.0)
                                              for s in sim.SIGNALS})
             r, _, _ = engine_ranks(engine, wiki, ids, reports, pairs, only)
             results.append((f"engine, `{signal}` signal alone", r, "ablation"))
+        for name, change in (("without the `title` signal", {"title": 0.0}),
+                             ("without identifier parts", {"identifier_parts": False})):
+            r, _, _ = engine_ranks(engine, wiki, ids, reports, pairs,
+                                   engine.weights.replace(**change))
+            results.append((f"engine, {name}", r, "ablation"))
         results.append(("Whoosh more_like, default settings (5 key terms)",
                         whoosh_more_like(reports, pairs, 5, tmp), "baseline"))
         results.append(("Whoosh more_like, 25 key terms",

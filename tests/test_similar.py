@@ -165,6 +165,68 @@ def test_new_documents_are_candidates_at_once(demo_app):
     assert ids(result)[0] == doc.id
 
 
+def test_identifier_parts():
+    assert sim.identifier_parts("DFSClient") == ["DFS", "Client"]
+    assert sim.identifier_parts("getBlockLocations") == ["get", "Block", "Locations"]
+    assert sim.identifier_parts("S3AFileSystem") == ["S3", "File", "System"]
+    assert sim.identifier_parts("NullPointerException") == ["Null", "Pointer", "Exception"]
+    for plain in ("timeout", "Timeout", "ABFS", "log4j", "HTTP2", "x86", ""):
+        assert sim.identifier_parts(plain) == []
+
+
+def test_a_text_saying_dfs_client_finds_the_incident_that_wrote_dfsclient(demo_app):
+    wiki = demo_app.extensions["wiki"]
+    doc = wiki.create("postmortem", {"title": "Uploads stalled for an hour", "date": "2024-05-01"},
+                      "## Summary\n\nEvery DFSClient of the ingest tier waited on a lease that "
+                      "never came back.\n")
+    result = engine(demo_app).similar("the DFS client kept waiting on a lease", limit=3)
+    assert ids(result)[0] == doc.id
+    terms = next(r for r in result.suggestions[0].reasons if r.kind == "terms")
+    assert "dfs" in terms.values and "DFSClient" in terms.text
+    # without the parts, "DFS client" and "DFSClient" have no word in common
+    whole = sim.DEFAULT_WEIGHTS.replace(identifier_parts=False)
+    alone = engine(demo_app).similar("DFS client", limit=20, weights=whole)
+    assert doc.id not in ids(alone)
+    assert ids(engine(demo_app).similar("DFS client", limit=3))[0] == doc.id
+
+
+def test_an_identifier_in_the_text_finds_the_incident_that_wrote_its_words(demo_app):
+    wiki = demo_app.extensions["wiki"]
+    doc = wiki.create("postmortem", {"title": "Ingest tier hung", "date": "2024-05-02"},
+                      "## Summary\n\nThe quorum journal writer stopped answering, so the ingest "
+                      "tier hung.\n")
+    result = engine(demo_app).similar("QuorumJournalWriter.flush() timed out", limit=3)
+    assert ids(result)[0] == doc.id
+    terms = next(r for r in result.suggestions[0].reasons if r.kind == "terms")
+    assert {"quorum", "journal"} <= set(terms.values) and "QuorumJournalWriter" in terms.text
+
+
+def test_a_past_incident_whose_title_the_text_covers_comes_first(demo_app):
+    wiki = demo_app.extensions["wiki"]
+    doc = wiki.create("postmortem", {"title": "Quokka cache evictions stalled checkout",
+                                     "date": "2024-05-03"},
+                      "## Summary\n\nA deploy halved the memory of a cache tier.\n")
+    text = ("Checkout stalled again this morning. The quokka cache kept dropping entries "
+            "(evictions went up tenfold) after the memory limit changed.")
+    result = engine(demo_app).similar(text, limit=3)
+    assert ids(result)[0] == doc.id
+    title = next(r for r in result.suggestions[0].reasons if r.kind == "title")
+    assert {"quokka", "evictions", "checkout"} <= set(title.values)
+    assert title.text.startswith("Its title's words are in the text")
+    assert result.suggestions[0].signals["title"] > 0.5
+
+
+def test_document_text_counts_the_first_paragraph_once():
+    doc = d.new_document("postmortem", {"id": "PM-1", "title": "Queue backed up",
+                                        "status": "draft"},
+                         "## Summary\n\nThe queue backed up\nfor an hour.\n\nMore.\n")
+    assert sim.document_text(doc).count("for an hour") == 1
+    assert "Queue backed up" not in sim.document_text(doc, title=False)
+    with_summary = d.new_document("postmortem", {"id": "PM-2", "title": "T", "status": "draft",
+                                                 "summary": "Workers starved."}, "Body.\n")
+    assert "Workers starved." in sim.document_text(with_summary)
+
+
 def test_it_works_without_a_search_index(demo_app):
     wiki = demo_app.extensions["wiki"]
     bare = sim.SimilarIndex(search=None, signatures=demo_app.extensions["signatures"])

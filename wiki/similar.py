@@ -96,9 +96,10 @@ BM25_B = 0.75
 NOT_RELATED = "not_related"
 #: Front-matter fields that link documents; a linked document is not suggested again.
 LINKED_FIELDS = (*d.LINK_FIELDS, NOT_RELATED)
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
-SIGNALS = ("terms", "cosine", "exact", "errors", "lines", "signatures", "services", "tags")
+SIGNALS = ("terms", "cosine", "title", "exact", "errors", "lines", "signatures", "services",
+           "tags")
 
 
 class BadQuery(ValueError):
@@ -113,27 +114,32 @@ class BadQuery(ValueError):
 class Weights:
     """How much each signal counts, and the knobs of the lexical signals.
 
-    The lexical knobs and the weights of ``cosine``, ``exact``, ``errors`` and ``lines`` were
-    chosen on the development set by ``bench/similar_eval.py --tune`` (grid search, judged by
-    MRR over each setting and its grid neighbours, checked by 6-fold cross-validation; see
-    ``docs/similar.md``). The data set has no signatures, services or tags: those weights are
-    set by design — a confirmed signature match outweighs everything else (the signature's
-    patterns were written to recognise that very bug), services and tags only break ties.
+    The lexical knobs and the weights of ``cosine``, ``title`` and ``exact`` were chosen on the
+    development set by ``bench/similar_eval.py --tune`` (grid search, judged by MRR over each
+    setting and its grid neighbours, checked by 6-fold cross-validation; see
+    ``docs/similar.md``); ``errors`` and ``lines`` tie with 0 there (bug reports quote few
+    logs) and are kept for postmortems, which do. The data set has no signatures, services or
+    tags: those weights are set by design — a confirmed signature match outweighs all the
+    lexical signals together (the signature's patterns were written to recognise that very
+    bug), services and tags only break ties.
     """
 
     terms: float = 1.0
     cosine: float = 1.0
-    exact: float = 0.3
-    errors: float = 0.2
+    title: float = 4.0
+    exact: float = 0.6
+    errors: float = 0.2  #: tied with 0 on the development set; kept for error names
     lines: float = 0.1  #: tied with 0 on the development set (few log lines); kept for logs
-    signatures: float = 2.0
-    services: float = 0.1
-    tags: float = 0.05
+    signatures: float = 8.0  #: more than terms + cosine + title + exact (6.6)
+    services: float = 0.3
+    tags: float = 0.15
     key_terms: int = 15  #: key terms of the text in the ``terms`` query
     cosine_terms: int = 100  #: terms of the text in the ``cosine`` signal
-    exact_terms: int = 20  #: error tokens in the ``exact`` query
+    exact_terms: int = 10  #: error tokens in the ``exact`` query
     title_boost: float = 1.0  #: weight of the ``title`` field next to ``body`` (1.0)
     summary_boost: float = 0.25  #: weight of the ``summary`` field
+    #: words of identifiers count as words (``DFSClient`` has ``dfs`` and ``client``)
+    identifier_parts: bool = True
     fusion: str = "score"  #: "score" (weighted normalised scores) or "rrf"
     rrf_k: int = 60  #: the k of reciprocal-rank fusion
 
@@ -239,6 +245,26 @@ def error_keys(text: str, limit: int = MAX_ITEMS_PER_DOC) -> dict[str, str]:
     return out
 
 
+#: A word written as an identifier: a lower-case letter or digit before a capital (``getBlock``,
+#: ``S3AFileSystem``), or an acronym before a capitalised word (``DFSClient``, ``IOException``).
+_COMPOUND_RE = re.compile(r"[a-z0-9][A-Z]|[A-Z][A-Z][a-z]")
+#: The words of an identifier: capitalised words, lower-case runs, acronyms; digits stay with
+#: the letters before them (``S3``, ``log4j``, ``HTTP2`` are names, not a word and a number).
+_PART_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+
+
+def identifier_parts(word: str) -> list[str]:
+    """The words an identifier is made of, as written: ``DFSClient`` → ``DFS``, ``Client``;
+    ``getBlockLocations`` → ``get``, ``Block``, ``Locations``; ``S3AFileSystem`` → ``S3``,
+    ``File``, ``System``. Parts of one character are left out. ``[]`` for a plain word
+    (``timeout``, ``Timeout``, ``ABFS``, ``log4j``): camelCase only, since ``_ . - :`` already
+    separate words in the search index."""
+    if not _COMPOUND_RE.search(word):
+        return []
+    parts = [p for p in _PART_RE.findall(word) if len(p) > 1 and _LETTER_RE.search(p)]
+    return parts if len(parts) > 1 or (parts and parts[0] != word) else []
+
+
 #: A line that looks like machine output: a digit, or a character prose rarely has.
 _MACHINE_RE = re.compile(r"[0-9=/\\_<>\[\]{}$@#]|[a-z](?:Exception|Error)\b")
 
@@ -275,22 +301,34 @@ class Features:
     errors: dict[str, str]
     lines: list[str]  #: template keys
     norm: float = 0.0  #: length of its tf-idf vector (``body`` terms), for the cosine signal
+    #: the words of its identifiers (``DFSClient`` → ``dfs``, ``client``), stemmed, with their
+    #: counts: the search index keeps ``DFSClient`` whole, these count beside its ``body`` terms
+    parts: dict[str, int] = field(default_factory=dict)
+    #: a part's identifier as written (``client`` → ``DFSClient``), to say so in a reason
+    idents: dict[str, str] = field(default_factory=dict)
+    title_terms: list[str] = field(default_factory=list)  #: its title's stems, parts included
+    title_parts: list[str] = field(default_factory=list)  #: those only found as parts
+    title_mass: float = 0.0  #: the idf of its title terms, summed (the ``title`` signal)
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict) -> Features:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def document_text(doc: d.Document) -> str:
-    """Every word of a document that says what happened: title, summary, body, trigger,
-    customer impact, action items, a signature's patterns and examples."""
+def document_text(doc: d.Document, title: bool = True) -> str:
+    """Every word of a document that says what happened: title (unless ``title=False``),
+    summary, body, trigger, customer impact, action items, a signature's patterns and
+    examples."""
     fm = doc.front_matter
-    parts = [doc.title]
-    summary = doc.summary
-    if summary and summary not in doc.body:
+    parts = [doc.title] if title else []
+    # the summary of the front matter; without one, ``doc.summary`` is the body's first
+    # paragraph (on one line), which must not count twice
+    summary = fm.get("summary")
+    if isinstance(summary, str) and summary.strip() \
+            and " ".join(summary.split()) not in " ".join(doc.body.split()):
         parts.append(summary)
     for key in ("customer_impact", "trigger"):
         if isinstance(fm.get(key), str):
@@ -325,8 +363,11 @@ def _ids(values: Any) -> list[str]:
     return list(dict.fromkeys(i for i in (d.normalise_id(v) for v in values) if i))
 
 
-def features_of(doc: d.Document, norm_of: Callable[[str], float] | None = None) -> Features:
-    """The evidence of one document; ``norm_of(text)`` gives its tf-idf vector's length."""
+def features_of(doc: d.Document, lexical: Callable[[str, str], dict] | None = None
+                ) -> Features:
+    """The evidence of one document; ``lexical(text, title)`` gives what the lexical signals
+    need beside the search index (``norm``, ``parts``, ``idents``, ``title_terms``,
+    ``title_parts``: see :meth:`SimilarIndex.lexical_features`)."""
     fm = doc.front_matter
     text = document_text(doc)[:MAX_TEXT_CHARS]
     when, day = _when(fm)
@@ -344,7 +385,7 @@ def features_of(doc: d.Document, norm_of: Callable[[str], float] | None = None) 
         not_related=_ids(fm.get(NOT_RELATED)),
         errors=error_keys(text),
         lines=list(line_templates(text)),
-        norm=norm_of(text) if norm_of else 0.0,
+        **(lexical(text, doc.title) if lexical else {}),
     )
 
 
@@ -395,13 +436,22 @@ class _Query:
     source: str | None  #: the document asked about: its links and dismissals are left out
 
 
+@dataclass
+class _Words:
+    """The words of a query text, as the lexical signals see them."""
+
+    counts: Counter = field(default_factory=Counter)  #: stem → count (title words thrice)
+    surface: dict[str, str] = field(default_factory=dict)  #: stem → as first written, lowercased
+    idents: dict[str, str] = field(default_factory=dict)  #: part stem → the text's identifier
+    shown: dict[str, list[str]] = field(default_factory=dict)  #: id → identifiers for reasons
+
+
 def document_query(doc: d.Document) -> dict:
     """Keyword arguments of :meth:`SimilarIndex.similar` for documents like ``doc``."""
     fm = doc.front_matter
-    return dict(text=document_text(doc), title=doc.title, services=doc.services, tags=doc.tags,
-                signatures=_ids(fm.get("signatures")) + ([doc.id] if doc.kind is d.SIGNATURE
-                                                         else []),
-                source=doc.id or None)
+    signatures = _ids(fm.get("signatures")) + ([doc.id] if doc.kind is d.SIGNATURE else [])
+    return dict(text=document_text(doc, title=False), title=doc.title, services=doc.services,
+                tags=doc.tags, signatures=signatures, source=doc.id or None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,11 +481,16 @@ class SimilarIndex:
         self._by_signature: Postings = {}
         self._by_service: Postings = {}
         self._by_tag: Postings = {}
+        self._by_part: Postings = {}  #: identifier part → documents with it in their text
+        self._by_title: Postings = {}  #: title stem (parts included) → documents
+        self._by_title_part: Postings = {}  #: title stem only found as a part → documents
+        self._stems: dict[str, str] = {}  #: identifier part → its stem
         self._names: tuple[re.Pattern | None, dict[str, str]] | None = None
         self._reconciled = False
         self._dirty = False
         self._length_cache: dict = {}
         self._id_cache: tuple = (None, [])
+        self._docnum_cache: tuple = (None, {})
         self._panel_cache: dict = {}  #: document page panels, see similar_to_cached()
         self._panel_lock = threading.Lock()
 
@@ -448,27 +503,70 @@ class SimilarIndex:
         return self
 
     def add(self, doc: d.Document) -> None:
-        self.put(features_of(doc, self._norm))
+        self.put(features_of(doc, self.lexical_features))
 
-    def _norm(self, text: str) -> float:
-        """Length of a text's tf-idf vector over the search index's ``body`` terms, weighted as
-        :meth:`_lexical` weighs them (``(1 + log tf) × idf``), with today's document
-        frequencies. (They drift as the wiki grows; a full sync computes every length again.)"""
+    def lexical_features(self, text: str, title: str = "") -> dict:
+        """What the lexical signals need of a document beside the search index:
+
+        * ``norm``: the length of its tf-idf vector over the ``body`` terms and identifier parts,
+          weighted as :meth:`_bm25` weighs them (``(1 + log tf) × idf``), with today's document
+          frequencies (they drift as the wiki grows; a full sync computes them all again);
+        * ``parts`` / ``idents``: the stemmed words of its identifiers and where they come from
+          (:func:`identifier_parts`);
+        * ``title_terms``: the stems of its title, parts included (the ``title`` signal), and
+          ``title_parts``, those only found as parts, and ``title_mass``, the sum of their idf
+          (of today, like ``norm``).
+        """
         try:
             s = self._searcher()
             if s is None or "body" not in s.schema.names():
-                return 0.0
-            counts = Counter(t.text for t in s.schema["body"].analyzer(text, mode="query"))
+                return {}
+            analyzer = s.schema["body"].analyzer
+            counts = Counter(t.text for t in analyzer(text, mode="query"))
+            parts, idents = self._parts(analyzer, text)
+            title_words = {t.text for t in analyzer(title, mode="query")} if title else set()
+            title_parts = self._parts(analyzer, title)[0] if title else Counter()
             reader = s.reader()
             n_docs = max(s.doc_count(), 1)
-            total = 0.0
-            for term, tf in counts.items():
-                df = reader.doc_frequency("body", term) or 1
-                total += ((1 + math.log(tf)) * _idf(n_docs, df)) ** 2
-            return math.sqrt(total)
-        except Exception:  # noqa: BLE001 - the cosine signal skips this document
-            log.debug("similar: no tf-idf length", exc_info=True)
-            return 0.0
+            idf = {term: _idf(n_docs, self._df(reader, term) or 1) for term in counts + parts}
+            total = sum(((1 + math.log(tf)) * idf[term]) ** 2
+                        for term, tf in (counts + parts).items())
+            title_terms = sorted(title_words | set(title_parts))
+            mass = sum(idf.get(t) or _idf(n_docs, self._df(reader, t) or 1) for t in title_terms)
+            return {"norm": math.sqrt(total), "parts": dict(parts), "idents": idents,
+                    "title_terms": title_terms,
+                    "title_parts": sorted(set(title_parts) - title_words),
+                    "title_mass": mass}
+        except Exception:  # noqa: BLE001 - the lexical signals skip this document
+            log.debug("similar: no lexical features", exc_info=True)
+            return {}
+
+    def _parts(self, analyzer, text: str) -> tuple[Counter, dict[str, str]]:
+        """The stemmed words of the identifiers in ``text`` (as the index would analyse each
+        one alone) with their counts, and ``{stem: the identifier}`` of the first of each."""
+        parts: Counter = Counter()
+        idents: dict[str, str] = {}
+        stems = self._stems
+        for m in _WORD_RE.finditer(text):
+            word = m.group(0)
+            for part in identifier_parts(word):
+                stem = stems.get(part)
+                if stem is None:
+                    if len(stems) > 50_000:
+                        stems.clear()
+                    stem = stems[part] = next(
+                        (t.text for t in analyzer(part, mode="query")), "")
+                if stem:
+                    parts[stem] += 1
+                    if stem not in idents and len(idents) < MAX_ITEMS_PER_DOC:
+                        idents[stem] = word
+        return parts, idents
+
+    def _df(self, reader, term: str, fieldname: str = "body") -> int:
+        """Documents with ``term`` in the field, as a word or (``body``, ``title``) a part of an
+        identifier. (One that has both counts twice: a rounding the idf hardly feels.)"""
+        extra = {"body": self._by_part, "title": self._by_title_part}.get(fieldname)
+        return reader.doc_frequency(fieldname, term) + (len(_docs(extra, term)) if extra else 0)
 
     def put(self, features: Features) -> None:
         with self._lock:
@@ -478,6 +576,12 @@ class SimilarIndex:
                 _post(self._by_error, key, features.id)
             for key in features.lines:
                 _post(self._by_line, key, features.id)
+            for key in features.parts:
+                _post(self._by_part, key, features.id)
+            for key in features.title_terms:
+                _post(self._by_title, key, features.id)
+            for key in features.title_parts:
+                _post(self._by_title_part, key, features.id)
             for ident in features.signatures:
                 _post(self._by_signature, ident, features.id)
             for name in features.services:
@@ -498,6 +602,8 @@ class SimilarIndex:
         if old is None:
             return
         pairs = [(self._by_error, old.errors), (self._by_line, old.lines),
+                 (self._by_part, old.parts), (self._by_title, old.title_terms),
+                 (self._by_title_part, old.title_parts),
                  (self._by_signature, old.signatures),
                  (self._by_service, [_fold(n) for n in old.services]),
                  (self._by_tag, [_fold(n) for n in old.tags])]
@@ -723,7 +829,9 @@ class SimilarIndex:
 
         lexical = self._lexical(q, w, allowed, messages)
         for name, (scores, shared) in lexical.items():
-            lists[name], detail[name] = scores, shared
+            detail[name] = shared
+            if name in SIGNALS:
+                lists[name] = scores
 
         q_errors = error_keys(q.title + "\n" + q.text)
         lists["errors"], detail["errors"] = self._overlap(self._by_error, q_errors, allowed)
@@ -783,8 +891,8 @@ class SimilarIndex:
         return index.searcher()
 
     def _lexical(self, q: _Query, w: Weights, allowed, messages: list[str]):
-        """The ``terms`` and ``exact`` signals, from the search index."""
-        empty = {"terms": ({}, {}), "cosine": ({}, {}), "exact": ({}, {})}
+        """The signals read from the search index: ``terms``, ``cosine``, ``title``, ``exact``."""
+        empty = {"terms": ({}, {}), "cosine": ({}, {}), "title": ({}, {}), "exact": ({}, {})}
         try:
             s = self._searcher()
         except Exception:  # noqa: BLE001 - e.g. the index is being rebuilt
@@ -795,94 +903,109 @@ class SimilarIndex:
         if s is None:
             return empty
         try:
-            return {**self._bm25(s, q, w, allowed, prose=True),
-                    **self._bm25(s, q, w, allowed, prose=False)}
+            out = dict(empty)
+            words = self._query_words(s, q, w)
+            if words is not None:
+                out.update(self._prose(s, words, w, allowed))
+                out["title"] = self._title_cover(s, words, w, allowed)
+                out["identifiers"] = ({}, words.shown)
+            out["exact"] = self._exact(s, q, w, allowed)
+            return out
         except Exception:  # noqa: BLE001
             log.exception("similar: lexical search failed")
             messages.append("Words could not be compared this time.")
             return empty
 
-    def _bm25(self, s, q: _Query, w: Weights, allowed, prose: bool) -> dict:
-        """The lexical signals from the search index's posting lists.
+    def _query_words(self, s, q: _Query, w: Weights) -> _Words | None:
+        """The text's words as the ``body`` field analyses them, its title's counted thrice,
+        plus (``Weights.identifier_parts``) the words of its identifiers."""
+        if "body" not in s.schema.names():
+            return None
+        analyzer = s.schema["body"].analyzer
+        words = _Words()
+        for chunk, times in ((q.title, 3), (q.text, 1)):
+            if not chunk:
+                continue
+            for token in analyzer(chunk, mode="query", chars=True):
+                words.counts[token.text] += times
+                if token.text not in words.surface:
+                    words.surface[token.text] = chunk[token.startchar:token.endchar].lower()
+            if w.identifier_parts:
+                parts, idents = self._parts(analyzer, chunk)
+                for stem, n in parts.items():
+                    words.counts[stem] += n * times
+                    if stem not in words.idents:
+                        words.idents[stem] = idents[stem]
+                    if stem not in words.surface:
+                        found = next((p for p in identifier_parts(idents[stem])
+                                      if self._stems.get(p) == stem), stem)
+                        words.surface[stem] = found.lower()
+        return words
 
-        ``prose``: the text's key terms as BM25F over ``body`` (every word of a document),
-        ``title`` and ``summary`` (signal ``terms``), and its ``cosine_terms`` heaviest terms as
-        tf-idf cosine over ``body`` (signal ``cosine``: length-normalised, so a long document
-        does not win by its length). Otherwise the error tokens as BM25 over ``exact``.
+    def _prose(self, s, words: _Words, w: Weights, allowed) -> dict:
+        """``terms``: the text's :attr:`Weights.key_terms` heaviest words as BM25F over
+        ``body`` (every word of a document), ``title`` and ``summary``; ``cosine``: its
+        :attr:`Weights.cosine_terms` heaviest words as tf-idf cosine over ``body``
+        (length-normalised: a long document does not win by its length). A word counts where
+        the field has it and, with :attr:`Weights.identifier_parts`, where a document's
+        identifier is made of it (``DFSClient`` has ``dfs`` and ``client``).
 
         Scored here from the posting lists rather than with ``Searcher.search``: a union of
         30–90 weighted terms is what Whoosh's matcher tree is slowest at (its block-quality
         replacement ran 5× longer than reading the postings).
         """
-        schema = s.schema
-        fieldname = "body" if prose else "exact"
-        names = set(schema.names())
-        numterms = w.key_terms if prose else w.exact_terms
-        wanted = max(numterms, w.cosine_terms if prose and w.cosine else 0)
-        empty = {"terms": ({}, {}), "cosine": ({}, {})} if prose else {"exact": ({}, {})}
-        if fieldname not in names or wanted <= 0:
+        names = set(s.schema.names())
+        wanted = max(w.key_terms, w.cosine_terms if w.cosine else 0)
+        empty = {"terms": ({}, {}), "cosine": ({}, {})}
+        if wanted <= 0:
             return empty
-        analyzer = schema[fieldname].analyzer
-        counts: Counter = Counter()
-        surface: dict[str, str] = {}
-        for chunk, times in ((q.title, 3 if prose else 1), (q.text, 1)):
-            if not chunk:
-                continue
-            for token in analyzer(chunk, mode="query", chars=True):
-                counts[token.text] += times
-                if token.text not in surface:
-                    found = chunk[token.startchar:token.endchar]
-                    surface[token.text] = found.lower() if prose else found
         reader = s.reader()
         n_docs = max(s.doc_count(), 1)
+        parts = w.identifier_parts
         weighted = []
-        for term, tf in counts.items():
-            if not prose and (len(term) < 3 or not _LETTER_RE.search(term)):
-                continue  # numbers, dates, addresses: values, not error strings
-            df = reader.doc_frequency(fieldname, term)
+        for term, tf in words.counts.items():
+            df = self._df(reader, term) if parts else reader.doc_frequency("body", term)
             if not df or df > n_docs * 0.5 and n_docs > 20:
                 continue
-            weighted.append(((1 + math.log(tf)) * _idf(n_docs, df), term))
+            weighted.append(((1 + math.log(tf)) * _idf(n_docs, df), term, df))
         weighted.sort(key=lambda x: (-x[0], x[1]))
         if not weighted:
             return empty
-        key_terms = {term for _, term in weighted[:numterms]}
-        fields = [(fieldname, 1.0)]
-        if prose:
-            fields += [(f, b) for f, b in (("title", w.title_boost), ("summary", w.summary_boost))
-                       if b and f in names]
+        key_terms = {term for _, term, _ in weighted[:w.key_terms]}
+        fields = [(f, b) for f, b in (("title", w.title_boost), ("summary", w.summary_boost))
+                  if b and f in names]
         top = weighted[0][0]
         bm25: dict[int, float] = {}
         cosine: dict[int, float] = {}
         matched: dict[int, list[str]] = {}
+        via_parts: dict[int, list[str]] = {}
         budget = MAX_COSINE_POSTINGS
-        for weight, term in weighted[:wanted]:
+        for weight, term, df in weighted[:wanted]:
             qw = weight / top
-            df = reader.doc_frequency(fieldname, term)
-            idf = _idf(n_docs, df)
-            if term not in key_terms:  # a cosine-only term: no BM25, and a bounded cost
+            key = term in key_terms
+            if not key:  # a cosine-only term: no BM25, and a bounded cost
                 if df > budget:
                     continue
                 budget -= df
-                for docnum, tf in self._tfs(s, fieldname, term):
-                    matched.setdefault(docnum, []).append(term)
-                    cosine[docnum] = cosine.get(docnum, 0.0) + qw * (1 + math.log(tf)) * idf
+            idf = _idf(n_docs, df)
+            tfs, only_parts = self._field_tfs(s, "body", term, parts)
+            for docnum in only_parts:
+                via_parts.setdefault(docnum, []).append(term)
+            for docnum, tf in tfs.items():
+                matched.setdefault(docnum, []).append(term)  # heaviest first
+                cosine[docnum] = cosine.get(docnum, 0.0) + qw * (1 + math.log(tf)) * idf
+            if not key:
                 continue
+            self._add_bm25(s, bm25, "body", tfs, idf, qw)
             for name, boost in fields:
-                for docnum, tf, score in self._postings(s, name, term):
-                    bm25[docnum] = bm25.get(docnum, 0.0) + qw * boost * score
-                    if name == fieldname:
-                        matched.setdefault(docnum, []).append(term)  # heaviest first
-                        if prose:
-                            cosine[docnum] = cosine.get(docnum, 0.0) \
-                                + qw * (1 + math.log(tf)) * idf
+                field_tfs = self._field_tfs(s, name, term, parts)[0]
+                if field_tfs:
+                    field_df = self._df(reader, term, name) if parts else \
+                        reader.doc_frequency(name, term)
+                    self._add_bm25(s, bm25, name, field_tfs, _idf(n_docs, field_df), qw * boost)
         ids = self._ids_column(s)
         out = {}
-        for signal, totals in (("terms" if prose else "exact", bm25), ("cosine", cosine)):
-            if signal == "cosine":
-                if not prose:
-                    continue
-                totals = self._by_length(totals, ids)
+        for signal, totals in (("terms", bm25), ("cosine", self._by_length(cosine, ids))):
             scores: dict[str, float] = {}
             shared: dict[str, list[str]] = {}
             for docnum, score in _best_first(totals):
@@ -890,12 +1013,162 @@ class SimilarIndex:
                 if not ident or not allowed(ident):
                     continue
                 scores[ident] = score
-                shared[ident] = [surface.get(t, t) for t in matched.get(docnum, [])]
+                shared[ident] = [words.surface.get(t, t) for t in matched.get(docnum, [])]
+                found = self._identifiers(ident, matched.get(docnum, []), words,
+                                          via_parts.get(docnum, ()))
+                if found:
+                    words.shown[ident] = found
                 if len(scores) >= LIST_DEPTH:
                     break
             best = max(scores.values(), default=0.0) or 1.0
             out[signal] = ({i: v / best for i, v in scores.items()}, shared)
         return out
+
+    def _identifiers(self, ident: str, terms: list[str], words: _Words, via_parts) -> list[str]:
+        """The identifiers whose words made ``terms`` match: the text's (``DFSClient`` found
+        ``DFS client``) or the document's (matched only through its parts)."""
+        found = []
+        f = self._features.get(ident)
+        for term in terms[:REASON_TERMS * 2]:
+            name = words.idents.get(term)
+            if name is None and term in via_parts and f is not None:
+                name = f.idents.get(term)
+            if name and name not in found:
+                found.append(name)
+        return found
+
+    def _title_cover(self, s, words: _Words, w: Weights, allowed):
+        """``title``: documents whose title's words the text has, scored by the share of the
+        title's idf mass the text covers (plus one rare word's worth of doubt, so that a
+        one-word title is not a full match): a past incident whose headline is all in the new
+        text is about the same thing."""
+        if not w.title or not self._by_title:
+            return {}, {}
+        reader = s.reader()
+        n_docs = max(s.doc_count(), 1)
+        parts = w.identifier_parts
+        q_terms = set(words.counts)
+        idf_of: dict[str, float] = {}
+
+        def idf(term: str) -> float:
+            value = idf_of.get(term)
+            if value is None:
+                df = self._df(reader, term) if parts else reader.doc_frequency("body", term)
+                value = idf_of[term] = _idf(n_docs, max(df, 1))
+            return value
+
+        # candidates: documents whose title has one of the text's less common words (a title
+        # sharing only common ones scores too little to matter)
+        cap = n_docs * 0.1 if n_docs > 20 else n_docs
+        candidates: set[str] = set()
+        for term in q_terms:
+            found = _docs(self._by_title, term)
+            if found and len(found) <= cap:
+                candidates.update(found)
+        doubt = _idf(n_docs, 1)
+        scores: dict[str, float] = {}
+        common_of: dict[str, list[str]] = {}
+        for ident in candidates:
+            f = self._features.get(ident)
+            if f is None or not allowed(ident):
+                continue
+            terms = f.title_terms if parts else \
+                [t for t in f.title_terms if t not in f.title_parts]
+            common = [t for t in terms if t in q_terms]
+            if not common:
+                continue
+            mass = f.title_mass if parts and f.title_mass else sum(idf(t) for t in terms)
+            scores[ident] = sum(idf(t) for t in common) / (mass + doubt)
+            common_of[ident] = common
+        top = heapq.nlargest(LIST_DEPTH, scores.items(), key=_second)
+        shared = {}
+        for ident, _ in top:
+            terms = sorted(common_of[ident], key=lambda t: (-idf(t), t))
+            shared[ident] = [words.surface.get(t, t) for t in terms]
+        return dict(top), shared
+
+    def _add_bm25(self, s, totals: dict[int, float], fieldname: str, tfs: dict[int, float],
+                  idf: float, weight: float) -> None:
+        avg = s.avg_field_length(fieldname, 1.0) or 1.0
+        lengths = self._lengths(s, fieldname)
+        reader = s.reader()
+        for docnum, tf in tfs.items():
+            dl = lengths.get(docnum)
+            if dl is None:
+                dl = lengths[docnum] = reader.doc_field_length(docnum, fieldname, 1) or 1
+            totals[docnum] = totals.get(docnum, 0.0) + weight * idf * tf * (BM25_K1 + 1) / (
+                tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avg))
+
+    def _field_tfs(self, s, fieldname: str, term: str, parts: bool
+                   ) -> tuple[dict[int, float], list[int]]:
+        """``{docnum: tf}`` of ``term`` in the field, identifier parts counted in (``body``,
+        ``title``), and the documents that have it only as a part."""
+        tfs = dict(self._tfs(s, fieldname, term))
+        only_parts = []
+        extra = {"body": self._by_part, "title": self._by_title_part}.get(fieldname)
+        if parts and extra:
+            found = _docs(extra, term)
+            if found:
+                docnums = self._docnums(s)
+                for ident in found:
+                    docnum = docnums.get(ident)
+                    if docnum is None:
+                        continue
+                    add = self._features[ident].parts.get(term, 1) if fieldname == "body" else 1
+                    if docnum not in tfs:
+                        only_parts.append(docnum)
+                    tfs[docnum] = tfs.get(docnum, 0) + add
+        return tfs, only_parts
+
+    def _exact(self, s, q: _Query, w: Weights, allowed):
+        """``exact``: the text's error tokens as the index keeps them whole, the
+        :attr:`Weights.exact_terms` rarest, as BM25 over the ``exact`` field."""
+        if "exact" not in s.schema.names() or w.exact_terms <= 0:
+            return {}, {}
+        analyzer = s.schema["exact"].analyzer
+        counts: Counter = Counter()
+        surface: dict[str, str] = {}
+        for chunk in (q.title, q.text):
+            if not chunk:
+                continue
+            for token in analyzer(chunk, mode="query", chars=True):
+                counts[token.text] += 1
+                if token.text not in surface:
+                    surface[token.text] = chunk[token.startchar:token.endchar]
+        reader = s.reader()
+        n_docs = max(s.doc_count(), 1)
+        weighted = []
+        for term, tf in counts.items():
+            if len(term) < 3 or not _LETTER_RE.search(term):
+                continue  # numbers, dates, addresses: values, not error strings
+            df = reader.doc_frequency("exact", term)
+            if not df or df > n_docs * 0.5 and n_docs > 20:
+                continue
+            weighted.append(((1 + math.log(tf)) * _idf(n_docs, df), term, df))
+        weighted.sort(key=lambda x: (-x[0], x[1]))
+        if not weighted:
+            return {}, {}
+        top = weighted[0][0]
+        bm25: dict[int, float] = {}
+        matched: dict[int, list[str]] = {}
+        for weight, term, df in weighted[:w.exact_terms]:
+            tfs = dict(self._tfs(s, "exact", term))
+            for docnum in tfs:
+                matched.setdefault(docnum, []).append(term)
+            self._add_bm25(s, bm25, "exact", tfs, _idf(n_docs, df), weight / top)
+        ids = self._ids_column(s)
+        scores: dict[str, float] = {}
+        shared: dict[str, list[str]] = {}
+        for docnum, score in _best_first(bm25):
+            ident = ids(docnum)
+            if not ident or not allowed(ident):
+                continue
+            scores[ident] = score
+            shared[ident] = [surface.get(t, t) for t in matched.get(docnum, [])]
+            if len(scores) >= LIST_DEPTH:
+                break
+        best = max(scores.values(), default=0.0) or 1.0
+        return {i: v / best for i, v in scores.items()}, shared
 
     def _by_length(self, totals: dict[int, float], ids) -> dict[int, float]:
         """Dot products divided by each document's tf-idf length (those without one skipped)."""
@@ -911,29 +1184,8 @@ class SimilarIndex:
         for leaf, offset in s.leaf_searchers():
             reader = leaf.reader()
             if reader.doc_frequency(fieldname, term):
-                for sub, tf in reader.postings(fieldname, term).items_as("weight"):
+                for sub, tf in reader.postings(fieldname, term).items_as("frequency"):
                     yield offset + sub, tf
-
-    def _postings(self, s, fieldname: str, term: str):
-        """``(docnum, tf, BM25 score)`` of every document of ``s`` with ``term`` in the field."""
-        n_docs = max(s.doc_count(), 1)
-        df = s.doc_frequency(fieldname, term)
-        if not df:
-            return
-        idf = _idf(n_docs, df)
-        avg = s.avg_field_length(fieldname, 1.0) or 1.0
-        lengths = self._lengths(s, fieldname)
-        for leaf, offset in s.leaf_searchers():
-            reader = leaf.reader()
-            if not reader.doc_frequency(fieldname, term):
-                continue
-            for sub, tf in reader.postings(fieldname, term).items_as("weight"):
-                docnum = offset + sub
-                dl = lengths.get(docnum)
-                if dl is None:
-                    dl = lengths[docnum] = reader.doc_field_length(sub, fieldname, 1) or 1
-                yield docnum, tf, idf * tf * (BM25_K1 + 1) / (
-                    tf + BM25_K1 * (1 - BM25_B + BM25_B * dl / avg))
 
     def _generation(self, s):
         try:
@@ -966,6 +1218,14 @@ class SimilarIndex:
             self._id_cache = (key, ids)
         ids = self._id_cache[1]
         return lambda n: ids[n] if 0 <= n < len(ids) else None
+
+    def _docnums(self, s) -> dict[str, int]:
+        """Id → document number for searcher ``s`` (once per index generation)."""
+        self._ids_column(s)
+        key = self._id_cache[0]
+        if self._docnum_cache[0] != key:
+            self._docnum_cache = (key, {i: n for n, i in enumerate(self._id_cache[1]) if i})
+        return self._docnum_cache[1]
 
     def _overlap(self, index: Postings, items: dict[str, str], allowed):
         """Candidates sharing items (error tokens, line templates) with the text, scored by the
@@ -1086,10 +1346,18 @@ class SimilarIndex:
         if lines:
             more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
             reasons.append(Reason("lines", f"Same log line: {lines[0][:160]}{more}", lines[:3]))
+        title = [t for t in detail.get("title", {}).get(ident, []) if _LETTER_RE.search(t)]
+        if title and "title" in signals:
+            reasons.append(Reason("title", "Its title's words are in the text: "
+                                  + ", ".join(title[:REASON_TERMS]), title[:REASON_TERMS]))
         terms = [t for t in detail["terms"].get(ident) or detail["cosine"].get(ident) or []
                  if _LETTER_RE.search(t) and t.lower() not in seen][:REASON_TERMS]
         if terms:
-            reasons.append(Reason("terms", "Shared key terms: " + ", ".join(terms), terms))
+            names = detail.get("identifiers", {}).get(ident, [])[:REASON_ERRORS]
+            text = "Shared key terms: " + ", ".join(terms)
+            if names:
+                text += f" (words of {', '.join(names)})"
+            reasons.append(Reason("terms", text, terms))
         for name, label in (("services", "service"), ("tags", "tag")):
             values = detail[name].get(ident, [])
             if values:
