@@ -333,8 +333,12 @@ def tune(engine, wiki, ids, reports, queries, folds: int, seeds: list[int], log_
 FIT_SIGNALS = ("terms", "cosine", "title", "exact", "errors", "lines")
 
 
-def fit_softmax(lists: list[dict], answers: list[str], queries_used, start: sim.Weights,
-                l2: float = 0.01, steps: int = 300, rate: float = 0.5) -> dict[str, float]:
+#: Where the fit starts (whatever the shipped weights are, so that it is reproducible).
+FIT_START = (1.0, 1.0, 1.0, 0.1, 0.1, 0.1)
+
+
+def fit_softmax(lists: list[dict], answers: list[str], queries_used, l2: float = 0.01,
+                steps: int = 600, rate: float = 0.5) -> dict[str, float]:
     """Weights of :data:`FIT_SIGNALS` that make the right answer likely: a softmax over each
     query's candidates (every document in one of its lists; a candidate's features are its
     normalised signal scores), fitted by gradient ascent on the mean log-likelihood of the
@@ -351,7 +355,7 @@ def fit_softmax(lists: list[dict], answers: list[str], queries_used, start: sim.
                 features.setdefault(ident, [0.0] * len(FIT_SIGNALS))[k] = value
         if answers[q] in features:
             data.append((list(features.values()), features[answers[q]]))
-    w = [start.weight(name) for name in FIT_SIGNALS]
+    w = list(FIT_START)
     for _ in range(steps):
         grad = [0.0] * len(w)
         for rows, answer in data:
@@ -378,7 +382,7 @@ def fit(engine, wiki, ids, reports, queries, folds: int, seeds: list[int]):
         w = base.replace(**weights)
         return [fused_rank(engine, lists[q], w, answers[q]) for q in range(len(queries))]
 
-    everything = fit_softmax(lists, answers, range(len(queries)), base)
+    everything = fit_softmax(lists, answers, range(len(queries)))
     runs = {}
     for seed in seeds:
         order = list(range(len(queries)))
@@ -387,7 +391,7 @@ def fit(engine, wiki, ids, reports, queries, folds: int, seeds: list[int]):
         cv_ranks: list[int | None] = [None] * len(queries)
         chosen = []
         for fold in range(folds):
-            weights = fit_softmax(lists, answers, [q for q in order if fold_of[q] != fold], base)
+            weights = fit_softmax(lists, answers, [q for q in order if fold_of[q] != fold])
             chosen.append(weights)
             ranks = ranks_with(weights)
             for q in order:

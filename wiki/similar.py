@@ -127,12 +127,12 @@ class Weights:
     """
 
     terms: float = 1.0
-    cosine: float = 0.89
-    title: float = 1.36
+    cosine: float = 0.88
+    title: float = 1.34
     exact: float = 0.11
     errors: float = 0.15
     lines: float = 0.1  #: fits to 0 on the development set (few log lines); kept for logs
-    signatures: float = 4.0  #: more than terms + cosine + title + exact together (3.36)
+    signatures: float = 4.0  #: more than terms + cosine + title + exact together (3.33)
     services: float = 0.15
     tags: float = 0.08
     key_terms: int = 15  #: key terms of the text in the ``terms`` query
@@ -523,7 +523,7 @@ class SimilarIndex:
             s = self._searcher()
             if s is None or "body" not in s.schema.names():
                 return {}
-            analyzer = s.schema["body"].analyzer
+            analyzer = _prose_analyzer(s.schema)
             counts = Counter(t.text for t in analyzer(text, mode="query"))
             parts, idents = self._parts(analyzer, text)
             title_words = {t.text for t in analyzer(title, mode="query")} if title else set()
@@ -923,7 +923,7 @@ class SimilarIndex:
         plus (``Weights.identifier_parts``) the words of its identifiers."""
         if "body" not in s.schema.names():
             return None
-        analyzer = s.schema["body"].analyzer
+        analyzer = _prose_analyzer(s.schema)
         words = _Words()
         for chunk, times in ((q.title, 3), (q.text, 1)):
             if not chunk:
@@ -1407,6 +1407,13 @@ def _docs(index: Postings, key: str) -> tuple[str, ...] | set[str]:
     if ids is None:
         return ()
     return (ids,) if isinstance(ids, str) else ids
+
+
+def _prose_analyzer(schema):
+    """How the index analyses prose: the ``title`` field's analyzer, which gives the same words
+    as the ``body``'s (the index's prose fields share their filters) without whatever the body's
+    may note for other fields while a document is indexed."""
+    return schema["title" if "title" in schema.names() else "body"].analyzer
 
 
 def _text(value) -> str:
