@@ -342,7 +342,8 @@ def fit_softmax(lists: list[dict], answers: list[str], queries_used, l2: float =
     """Weights of :data:`FIT_SIGNALS` that make the right answer likely: a softmax over each
     query's candidates (every document in one of its lists; a candidate's features are its
     normalised signal scores), fitted by gradient ascent on the mean log-likelihood of the
-    answers, with an L2 penalty and weights kept ≥ 0. Returns them divided by ``terms``.
+    answers, with an L2 penalty and weights kept ≥ 0. Returns them divided by ``terms``'s
+    (as they are if that is 0).
 
     Six numbers fitted to 55–66 queries, smoothly: unlike a grid's best cell, a fold's
     weights hardly move when a few queries change (the cross-validated figures say so).

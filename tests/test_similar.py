@@ -373,17 +373,37 @@ def test_error_keys_keep_exception_names_and_their_short_form():
 EVAL = SHARED / "eval" / "gitbugs-hadoop"
 
 
-@pytest.mark.skipif(not (EVAL / "hadoop_bugs.csv").exists(),
-                    reason="../shared/eval/gitbugs-hadoop is not available")
-def test_the_evaluation_harness_imports_reports_as_documents(tmp_path):
+def _bench():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
         "similar_eval", Path(__file__).resolve().parent.parent / "bench" / "similar_eval.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_softmax_fit_weighs_the_signal_that_finds_the_answers():
+    bench = _bench()
+    # "title" puts the answer first every time; "terms" prefers a wrong candidate
+    lists = [{"terms": {"right": 0.5, "wrong": 1.0}, "title": {"right": 0.9, "wrong": 0.1}}
+             for _ in range(10)]
+    weights = bench.fit_softmax(lists, ["right"] * 10, range(10), steps=200)
+    assert weights["title"] > weights["terms"] and weights["title"] > weights["cosine"]
+    assert all(v >= 0 for v in weights.values())
+    # with both pointing the right way, both count, "terms" is the unit
+    for item in lists:
+        item["terms"] = {"right": 1.0, "wrong": 0.5}
+    weights = bench.fit_softmax(lists, ["right"] * 10, range(10), steps=200)
+    assert weights["terms"] == 1.0 and weights["title"] > 0
+
+
+@pytest.mark.skipif(not (EVAL / "hadoop_bugs.csv").exists(),
+                    reason="../shared/eval/gitbugs-hadoop is not available")
+def test_the_evaluation_harness_imports_reports_as_documents(tmp_path):
+    bench = _bench()
     reports, pairs = bench.load(EVAL)
-    assert len(reports) == 2503 and len(pairs) >= 60
+    assert len(reports) == 2503 and len(pairs) == 66  # a cell listing two ids gives two pairs
     some = dict(list(reports.items())[:40])
     mapping = bench.import_reports(some, tmp_path / "content")
     for source_id, ident in mapping.items():

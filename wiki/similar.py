@@ -8,6 +8,13 @@ list of its own ("signals"):
     Lexical similarity: the text's key terms (its stemmed words weighted by ``(1 + log tf) ×
     idf``, the top :attr:`Weights.key_terms` of them) as one weighted BM25F query over the search
     index's ``body`` (every word of a document), ``title`` and ``summary`` fields.
+``cosine``
+    The text's :attr:`Weights.cosine_terms` heaviest words, tf-idf cosine with each document.
+    In both, the words of identifiers count as words (:func:`identifier_parts`: ``DFSClient``
+    is also ``DFS`` and ``client``), on both sides.
+``title``
+    How much of a document's title the text says: the idf of its title's words found in the
+    text over the idf of all of them (plus one rare word's worth of doubt).
 ``exact``
     The text's error tokens as the search index keeps them whole (``java.io.IOException``,
     ``blk_-160899``, ``sns-inbound``, ``Foo.java:12``), the top :attr:`Weights.exact_terms` by
@@ -26,19 +33,22 @@ list of its own ("signals"):
     Services and tags the text names (given, or found in the text as words), shared with a
     candidate.
 
-Each signal's scores are normalised to 0…1 (BM25 lists by their best score, overlaps by the
-share of the text's own evidence a candidate has) and fused with :class:`Weights`: a weighted
-sum, or weighted reciprocal-rank fusion. The weights were chosen on a development set by
-``bench/similar_eval.py`` (see ``docs/similar.md``); nothing here knows about any data set.
+Each signal's scores are normalised to 0…1 (BM25 and cosine lists by their best score,
+overlaps by the share of the text's own evidence a candidate has, ``title`` by the share of the
+title) and fused with :class:`Weights`: a weighted sum, or weighted reciprocal-rank fusion. The
+weights were chosen on a development set by ``bench/similar_eval.py`` (see
+``docs/similar.md``); nothing here knows about any data set.
 
-Every suggestion carries its **reasons**: the shared key terms, the shared error strings or log
-lines, the same signature, the same service or tag.
+Every suggestion carries its **reasons**: the shared key terms (and the identifiers they are
+words of), its title's words in the text, the shared error strings or log lines, the same
+signature, the same service or tag.
 
 Per-document evidence that the search index does not hold (error tokens, line templates,
-signature links, services, tags, dates, dismissals) lives in memory, kept current as a listener
-of :class:`wiki.core.Wiki` and cached in ``DATA_DIR/similar/features.json`` so a restart does not
-read every file again. Curating (:func:`link`, :func:`dismiss`) writes ``related`` and
-``not_related`` into the documents themselves: the content stays the source of truth.
+identifier parts, title terms, signature links, services, tags, dates, dismissals) lives in
+memory, kept current as a listener of :class:`wiki.core.Wiki` and cached in
+``DATA_DIR/similar/features.json`` so a restart does not read every file again. Curating
+(:func:`link`, :func:`dismiss`) writes ``related`` and ``not_related`` into the documents
+themselves: the content stays the source of truth.
 """
 
 from __future__ import annotations
@@ -511,7 +521,7 @@ class SimilarIndex:
         """What the lexical signals need of a document beside the search index:
 
         * ``norm``: the length of its tf-idf vector over the ``body`` terms and identifier parts,
-          weighted as :meth:`_bm25` weighs them (``(1 + log tf) × idf``), with today's document
+          weighted as :meth:`_prose` weighs them (``(1 + log tf) × idf``), with today's document
           frequencies (they drift as the wiki grows; a full sync computes them all again);
         * ``parts`` / ``idents``: the stemmed words of its identifiers and where they come from
           (:func:`identifier_parts`);
