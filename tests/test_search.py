@@ -716,7 +716,7 @@ def test_demo_orm_postmortem(demo_app):
 
 
 # --------------------------------------------------------------------------------------------
-# The fast paths (word pairs for phrases, matching without scoring, top-N ranking) against what
+# The fast paths (matching without scoring, phrases checked once, top-N ranking) against what
 # Whoosh alone gives, on a generated corpus of several segments with deleted documents
 
 
@@ -768,7 +768,7 @@ def _phrases(docs: list[d.Document], count: int) -> list[list[str]]:
     return out
 
 
-def test_phrases_through_word_pairs_match_whoosh_phrases(generated):
+def test_body_phrases_match_whoosh_phrases(generated):
     from whoosh import query as wq
 
     ix, docs = generated
@@ -779,8 +779,8 @@ def test_phrases_through_word_pairs_match_whoosh_phrases(generated):
     nonempty = 0
     for words in phrases:
         expected = set(wq.Phrase("body", words).docs(searcher))
-        assert set(s._phrase_docs(searcher, "body", words)) == expected, words
         fast = s._BodyPhrase("body", words)
+        assert s._docset(searcher, fast) == expected, words
         assert set(fast.docs(searcher)) == expected, words
         # and the same scores as Whoosh's own phrase query
         slow = {n: score for score, n in
@@ -790,9 +790,9 @@ def test_phrases_through_word_pairs_match_whoosh_phrases(generated):
     assert nonempty > 30
 
 
-def test_matching_reads_the_lookup_field_and_finds_what_the_body_has(generated):
-    """A body term's documents come from the ``lookup`` field (no positions, fast to read):
-    the same live documents as the body's own posting list, deleted ones left out."""
+def test_matching_reads_posting_lists_whole_and_counts_live_documents(generated):
+    """Matching reads a word's posting list block by block (or only counts it): the same live
+    documents as Whoosh's matcher, deleted ones left out."""
     import random
 
     from whoosh import query as wq
@@ -804,6 +804,7 @@ def test_matching_reads_the_lookup_field_and_finds_what_the_body_has(generated):
     for word in rng.sample(stems, 80) + ["zzznotthere"]:
         expected = set(wq.Term("body", word).docs(searcher))
         assert s._docset(searcher, wq.Term("body", word)) == expected, word
+        assert s._count(searcher, wq.Term("body", word)) == len(expected), word
     for token in ("p99", "econnreset", "oomkilled"):
         expected = set(wq.Term("exact", token).docs(searcher))
         assert s._docset(searcher, wq.Term("exact", token)) == expected
@@ -924,7 +925,7 @@ def test_totals_facets_and_ranking_match_scoring_every_document(generated, monke
             for offset, limit in ((0, 20), (20, 7), (len(expected) - 3 if expected else 0, 10)):
                 ix.clear_cache()
                 result = ix.query(text, filters=filters, sort=sort, offset=max(0, offset),
-                                  limit=limit)
+                                  limit=limit, facets=offset > 0)  # without: only counted
                 assert result.mode in ("all", "any"), (text, result.mode)
                 assert result.total == len(expected), (text, filters)
                 page = expected[max(0, offset):max(0, offset) + limit]

@@ -60,24 +60,25 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import accumulate
 from pathlib import Path
+from pickle import loads
 
 from markupsafe import escape
 from whoosh import fields as wf
 from whoosh import formats as wformats
 from whoosh import index as windex
 from whoosh import query as wq
+from whoosh import scoring
 from whoosh.analysis import (
     STOP_WORDS,
-    CompositeAnalyzer,
     Filter,
     LowercaseFilter,
     RegexTokenizer,
     StemmingAnalyzer,
     StopFilter,
-    Token,
-    Tokenizer,
 )
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.filedb.filestore import FileStorage
 from whoosh.index import LockError
 from whoosh.lang.porter import stem as porter_stem
@@ -87,12 +88,13 @@ from whoosh.matching import (
     NullMatcher,
     ReadTooFar,
     UnionMatcher,
+    WrappingMatcher,
 )
 from whoosh.matching import Matcher as WhooshMatcher
-from whoosh.matching import WrappingMatcher
 from whoosh.matching.wrappers import FilterMatcher
-from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.system import _INT_SIZE
 from whoosh.util import make_binary_tree
+from whoosh.util.numeric import byte_to_length
 from whoosh.writing import CLEAR, OPTIMIZE
 
 from . import documents as d
@@ -190,7 +192,7 @@ SCORE_ALL = 2000
 PARALLEL_MIN = 2000  #: rebuilds of at least this many documents use several processes
 PARALLEL_PROCS = 2
 INDEX_NAME = "MAIN"  #: Whoosh's default index name: files ``_MAIN_*``, lock ``MAIN_WRITELOCK``
-SCHEMA_VERSION = "5"  #: bump when the schema or an analyzer changes: old indexes are rebuilt
+SCHEMA_VERSION = "4"  #: bump when the schema or an analyzer changes: old indexes are rebuilt
 
 
 class SearchError(Exception):
@@ -294,66 +296,6 @@ through too under until up very was were what where which while who whom why wou
 PROSE_ANALYZER = StemmingAnalyzer(expression=r"[^\W_]+", stoplist=STOP, minsize=2,
                                   maxsize=MAX_TOKEN_CHARS, cachesize=200_000)
 
-#: The ``lookup`` field: every distinct stem of the body and every pair of consecutive stems
-#: (stop words left out, as in the body's positions) joined by a space, with no frequencies or
-#: positions. Its posting lists read many times faster than the body's (which carry positions),
-#: so matching (totals, facets, filters) reads them; and a quoted phrase of two words is one
-#: posting list instead of a position check on every document holding both words, a longer
-#: one the intersection of its pairs, positions checked only on those documents.
-PAIR_SEP = " "
-
-#: The body's tokens as the body field was just indexed, for the ``pairs`` field of the same
-#: document (Whoosh indexes a document's fields in name order: ``body`` before ``lookup``), so
-#: the body is analysed once. Per thread; used only when the value is the very same object.
-_last_body = threading.local()
-
-
-class _BodyTokenizer(RegexTokenizer):
-    """The prose tokenizer, noting which value the body field is indexing."""
-
-    def __call__(self, value, **kwargs):
-        indexing = kwargs.get("mode") == "index"
-        if indexing:
-            _last_body.value, _last_body.texts, _last_body.done = value, [], False
-        yield from super().__call__(value, **kwargs)
-        if indexing and _last_body.value is value:
-            _last_body.done = True
-
-
-class _NoteTokens(Filter):
-    """Last in the body's analyzer: keeps the text of each token indexed (see :class:`_Lookup`)."""
-
-    def __call__(self, tokens):
-        texts = None
-        for t in tokens:
-            if texts is None:
-                texts = _last_body.texts if t.mode == "index" else []
-            texts.append(t.text)
-            yield t
-
-
-class _Lookup(Tokenizer):
-    """The ``lookup`` field's analyzer: the distinct prose tokens of the value and pairs of
-    consecutive ones, from the body's analysis of that same value when there was one."""
-
-    def __call__(self, value, **kwargs):
-        if getattr(_last_body, "value", None) is value and _last_body.done:
-            texts = _last_body.texts
-        else:
-            texts = [t.text for t in PROSE_ANALYZER(value)]
-        _last_body.value = _last_body.texts = None
-        t = Token(**kwargs)
-        for text in set(texts).union(map(PAIR_SEP.join, zip(texts, texts[1:]))):
-            t.text = text
-            yield t
-
-
-#: The body's analyzer: :data:`PROSE_ANALYZER` (the same filters, so the same tokens and the
-#: same stem cache) that also notes its tokens for the ``lookup`` field.
-BODY_ANALYZER = CompositeAnalyzer(_BodyTokenizer(PROSE_ANALYZER.items[0].expression),
-                                  *PROSE_ANALYZER.items[1:], _NoteTokens())
-LOOKUP_ANALYZER = _Lookup()
-
 #: Error tokens: a run of characters that starts and ends with a letter, digit or ``_`` and may
 #: contain ``. - : / _ + @ # $ % & ~ ^`` inside — ``0x6C``, ``blk_-1608999687919862906``,
 #: ``java.lang.NullPointerException``, ``sns-inbound``, ``Foo.java:12``. Quotes, brackets,
@@ -395,8 +337,7 @@ def _stem(word: str) -> str:
 
 
 def make_schema() -> wf.Schema:
-    prose = {name: wf.TEXT(analyzer=BODY_ANALYZER if name == "body" else PROSE_ANALYZER,
-                           field_boost=boost)
+    prose = {name: wf.TEXT(analyzer=PROSE_ANALYZER, field_boost=boost)
              for name, boost in PROSE_FIELDS.items()}
     return wf.Schema(
         id=wf.ID(stored=True, unique=True, sortable=True),
@@ -410,7 +351,6 @@ def make_schema() -> wf.Schema:
         tags=wf.KEYWORD(commas=True, lowercase=True, scorable=False),
         day=wf.NUMERIC(int, bits=32, signed=False, sortable=True),  # yyyymmdd; 0 if unknown
         exact=wf.TEXT(analyzer=EXACT_ANALYZER, phrase=True),
-        lookup=wf.FieldType(wformats.Existence(), LOOKUP_ANALYZER),  # see LOOKUP_ANALYZER
         meta=wf.STORED,  # what a hit shows: kind, title, slug, status, severity, date, …
         text=wf.STORED,  # zlib-compressed JSON [[heading, text], …]: snippets, "matched in"
         **prose,
@@ -472,7 +412,6 @@ def document_fields(doc: d.Document) -> dict:
         "title": doc.title,
         "summary": summary or None,
         "body": body or None,
-        "lookup": body or None,
         "patterns": _join(patterns + examples) or None,
         "exact": _join([doc.id, body, *services, *tags]),
         "meta": {
@@ -979,15 +918,22 @@ class _Matches:
     """A query's matching documents (after filters and exclusions), facet counts, and as much of
     the relevance ranking as was needed so far (cached, so paging rarely scores again)."""
 
-    docs: frozenset = frozenset()  #: top-level document numbers
+    docs: frozenset | None = frozenset()  #: top-level document numbers (None: not read yet)
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     text_q: object = None  #: the query that scores them (None: no words, every score is 0)
     ranked: list[tuple[float, int]] = field(default_factory=list)  #: (score, docnum), best first
     complete: bool = False  #: ``ranked`` holds every document of ``docs``
+    count: int = 0  #: the total when ``docs`` was not needed for it
+    narrowed: bool = False  #: filters or exclusions left out some of ``text_q``'s documents
 
     @property
     def total(self) -> int:
-        return len(self.docs)
+        return len(self.docs) if self.docs is not None else self.count
+
+    def documents(self, s) -> frozenset:
+        if self.docs is None:
+            self.docs = frozenset(_docset(s, self.text_q))
+        return self.docs
 
 
 class WhooshIndex(SearchIndex):
@@ -1305,6 +1251,13 @@ class WhooshIndex(SearchIndex):
         return result
 
     def _run(self, parsed: ParsedQuery, result: SearchResult, want_facets: bool) -> None:
+        self._local.postings = {}  # posting lists read for this query (see _postings)
+        try:
+            self._run_query(parsed, result, want_facets)
+        finally:
+            self._local.postings = None
+
+    def _run_query(self, parsed: ParsedQuery, result: SearchResult, want_facets: bool) -> None:
         s = self.searcher()
         compiled = self._compile(parsed, s)
         if parsed.clauses and not compiled.text:
@@ -1489,8 +1442,12 @@ class WhooshIndex(SearchIndex):
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
+        if text_q is not None and not mask and not active and not want_facets:
+            count = _count(s, text_q)  # a word's total is in the term index: no list to read
+            if count is not None:
+                return self._remember(key, _Matches(None, {}, text_q, count=count))
         if text_q is not None:
-            base = _docset(s, text_q)
+            base = _docset(s, text_q, self)
         else:
             base = set(s.reader().all_doc_ids())
         if mask:
@@ -1536,14 +1493,18 @@ class WhooshIndex(SearchIndex):
                         tally[value] = tally.get(value, 0) + n
         facets = {name: _order_facet(name, tally) for name, tally in counts.items()} \
             if want_facets else {}
-        matches = _Matches(frozenset(keep if active else base), facets, text_q)
+        matches = _Matches(frozenset(keep if active else base), facets, text_q,
+                           narrowed=bool(active or mask))
+        return self._remember(key, matches)
+
+    def _remember(self, key: tuple, matches: _Matches) -> _Matches:
         with self._cache_lock:
             self._cache[key] = matches
-            self._cached_items += len(matches.docs)
+            self._cached_items += len(matches.docs or ())
             while self._cache and (len(self._cache) > CACHED_QUERIES
                                    or self._cached_items > CACHED_ITEMS):
                 _, dropped = self._cache.popitem(last=False)
-                self._cached_items -= len(dropped.docs) + len(dropped.ranked)
+                self._cached_items -= len(dropped.docs or ()) + len(dropped.ranked)
         return matches
 
     def _ranked(self, s, matches: _Matches, n: int) -> list[tuple[float, int]]:
@@ -1555,33 +1516,214 @@ class WhooshIndex(SearchIndex):
         skips the blocks of the posting lists whose best possible score cannot make the top
         ``n`` (block-max), and only the allowed documents are scored.
         """
-        if matches.complete or len(matches.ranked) >= n or not matches.docs:
+        if matches.complete or len(matches.ranked) >= n or not matches.total:
             return matches.ranked
         if matches.text_q is None:
-            ranked = [(0.0, docnum) for docnum in sorted(matches.docs)]
-            complete = True
-        elif len(matches.docs) <= max(SCORE_ALL, n) or _coordinated(matches.text_q):
-            ranked = _score_docs(s, matches.text_q, matches.docs)
-            ranked.sort(key=lambda item: (-item[0], item[1]))
+            ranked = [(0.0, docnum) for docnum in sorted(matches.documents(s))]
             complete = True
         else:
             want = max(n, 2 * len(matches.ranked), 50)
-            results = s.search(matches.text_q, limit=want, filter=set(matches.docs),
-                               optimize=True)
-            ranked = list(results.top_n)
-            complete = len(ranked) >= len(matches.docs)
+            ranked = self._word_ranking(s, matches, want)
+            if ranked is not None:
+                complete = len(ranked) >= matches.total
+            elif matches.total <= max(SCORE_ALL, n) or _coordinated(matches.text_q):
+                ranked = _score_docs(s, matches.text_q, matches.documents(s))
+                ranked.sort(key=lambda item: (-item[0], item[1]))
+                complete = True
+            else:
+                allow = set(matches.docs) if matches.narrowed else None
+                results = s.search(matches.text_q, limit=want, filter=allow, optimize=True)
+                ranked = list(results.top_n)
+                complete = len(ranked) >= matches.total
         with self._cache_lock:
             self._cached_items += len(ranked) - len(matches.ranked)
             matches.ranked, matches.complete = ranked, complete
         return ranked
 
+    def _word_ranking(self, s, matches: _Matches, n: int) -> list[tuple[float, int]] | None:
+        """The ``n`` best of a one-word or one-phrase query (a term or a phrase, with terms or
+        phrases that only add to its score: ``AndMaybe``), exactly as Whoosh scores them,
+        without Whoosh's per-document matcher calls; ``None`` for any other query.
+
+        A term's BM25 score in a document depends only on the term's weight there and the
+        field's length: both are read a block at a time and each pair is scored once with
+        Whoosh's own scorer. For a word, documents are grouped by the pair, so only the best
+        groups are looked at; a phrase scores the sum of its words' scores, added as Whoosh's
+        matcher tree adds them. The additions are added in the order Whoosh adds them.
+        """
+        q = matches.text_q
+        extras = []
+        while type(q) is wq.AndMaybe:
+            extras.append(q.b)
+            q = q.a
+        if type(q) not in (wq.Term, _BodyPhrase):
+            return None
+        allow = matches.docs if matches.narrowed else None
+        out = []
+        try:
+            extra_scores = [self._unit_scores(s, extra) for extra in reversed(extras)]
+            special = set().union(*extra_scores)
+
+            def total(top, score):
+                for scores in extra_scores:  # innermost AndMaybe first, as Whoosh adds
+                    if top in scores:
+                        score = score + scores[top]
+                return score
+
+            if type(q) is not wq.Term:
+                for top, score in self._unit_scores(s, q).items():
+                    if allow is None or top in allow:
+                        out.append((total(top, score) if top in special else score, top))
+                out.sort(key=lambda item: (-item[0], item[1]))
+                return out[:n]
+            groups: dict[tuple, list[int]] = {}
+            memo: dict[tuple, float] = {}
+            for top, key, score in self._term_scores(s, q, memo):
+                if allow is not None and top not in allow:
+                    continue
+                if top in special:
+                    out.append((total(top, score), top))
+                    continue
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = group = []
+                group.append(top)
+        except _Unsupported:
+            return None
+        taken, last = 0, None
+        for key in sorted(groups, key=memo.__getitem__, reverse=True):
+            if taken >= n and memo[key] != last:
+                break  # (documents with the same score as the last taken are kept: ties)
+            last = memo[key]
+            out.extend((last, docnum) for docnum in groups[key])
+            taken += len(groups[key])
+        out.sort(key=lambda item: (-item[0], item[1]))
+        return out[:n]
+
+    def _unit_scores(self, s, q) -> dict[int, float]:
+        """``{top-level docnum: score}`` of every live document a term or a phrase (of
+        consecutive words) matches, as Whoosh's matcher scores it."""
+        if type(q) is wq.Term:
+            return {top: score for top, _, score in self._term_scores(s, q)}
+        if type(q) not in (wq.Phrase, _BodyPhrase) or q.slop != 1 or len(q.words) < 2:
+            raise _Unsupported
+        field = s.schema[q.fieldname] if q.fieldname in s.schema else None
+        if field is None or not field.scorable or not isinstance(s.weighting, scoring.BM25F):
+            raise _Unsupported
+        out: dict[int, float] = {}
+        for leaf, offset in s.leaf_searchers():
+            if type(q) is _BodyPhrase:
+                docs, weights = q.leaf_matches(leaf)
+            else:
+                docs, weights = _phrase_leaf_matches(leaf, q.fieldname, q.words)
+            if not docs:
+                continue
+            lengths = self._lengths(leaf, q.fieldname)
+            if weights is None or lengths is None:
+                raise _Unsupported
+            scorers = {w: s.weighting.scorer(leaf, q.fieldname, w) for w in weights}
+            memo: dict[tuple, float] = {}
+            for docnum in docs:
+                lbyte = lengths[docnum]
+                parts = []
+                for word in q.words:
+                    weight = weights[word][docnum]
+                    key = (word, weight, lbyte)
+                    score = memo.get(key)
+                    if score is None:
+                        score = memo[key] = scorers[word]._score(weight, byte_to_length(lbyte))
+                    parts.append(score)
+                score = _tree_sum(parts)
+                if q.boost != 1.0 or type(q) is _BodyPhrase:
+                    score = score * q.boost  # (as the wrapping matcher does)
+                out[docnum + offset] = score
+        return out
+
+    def _term_scores(self, s, q, memo: dict | None = None):
+        """``(top-level docnum, (weight, length byte), score)`` of each live document with the
+        term ``q``, its score as Whoosh's matcher gives it; :class:`_Unsupported` when the
+        term's field or the weighting is not one this knows."""
+        entries, scorer = self._postings(s, q.fieldname, q.text)
+        memo = {} if memo is None else memo
+        boost = q.boost
+        for top, weight, lbyte in entries:
+            key = (weight, lbyte)
+            score = memo.get(key)
+            if score is None:  # idf and average length are the index's: any segment will do
+                score = scorer._score(weight, byte_to_length(lbyte))
+                if boost != 1.0:
+                    score = score * boost  # as Whoosh's WrappingMatcher does
+                memo[key] = score
+            yield top, key, score
+
+    def _postings(self, s, fieldname: str, text: str):
+        """``([(top-level docnum, weight, length byte)], scorer)`` of a term's live documents,
+        read block by block; kept for the rest of the query (matching and ranking both need
+        them). :class:`_Unsupported` when the field or the weighting is not one this knows."""
+        cache = getattr(self._local, "postings", None)
+        if cache is not None and (fieldname, text) in cache:
+            return cache[fieldname, text]
+        if fieldname not in s.schema or not isinstance(s.weighting, scoring.BM25F):
+            raise _Unsupported
+        field = s.schema[fieldname]
+        if not field.scorable:
+            raise _Unsupported
+        try:
+            btext = field.to_bytes(text)
+        except ValueError:
+            raise _Unsupported from None
+        entries: list[tuple[int, float, int]] = []
+        scorer = None
+        for leaf, offset in s.leaf_searchers():
+            reader = leaf.reader()
+            if (fieldname, btext) not in reader:
+                continue
+            m = reader.postings(fieldname, btext)
+            deleted = ()
+            if isinstance(m, FilterMatcher):
+                deleted, m = m._ids, reader._terms.matcher(fieldname, btext, field.format)
+            lengths = self._lengths(leaf, fieldname)
+            if not isinstance(m, W3LeafMatcher) or lengths is None:
+                raise _Unsupported
+            if scorer is None:
+                scorer = s.weighting.scorer(leaf, fieldname, text)
+            while m.is_active():
+                if m._ids is None:
+                    m._read_ids()
+                if m._weights is None:
+                    m._read_weights()
+                entries.extend((docnum + offset, weight, lengths[docnum])
+                               for docnum, weight in zip(m._ids, m._weights, strict=False)
+                               if docnum not in deleted)
+                m._next_block()
+        if cache is not None:
+            cache[fieldname, text] = (entries, scorer)
+        return entries, scorer
+
+    def _lengths(self, leaf, fieldname: str):
+        """The length bytes of ``fieldname`` for each document of a segment (cached)."""
+        reader = leaf.reader()
+        segment = reader.segment() if hasattr(reader, "segment") else None
+        key = ("length", fieldname, segment.segment_id()) if segment is not None else None
+        column = self._facet_cache.get(key) if key else None
+        if column is None:
+            perdoc = getattr(reader, "_perdoc", None)
+            colreader = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN) \
+                if perdoc is not None and hasattr(perdoc, "_cached_reader") else None
+            if colreader is None:
+                return None
+            column = bytes(colreader[n] for n in range(reader.doc_count_all()))
+            if key:
+                self._facet_cache[key] = column
+        return column
+
     def _by_date(self, s, matches: _Matches, n: int) -> list[tuple[float, int]]:
         """The ``n`` most recent matches (and any that share the day of the last), newest
         first; on the same day the better match first, then by document number."""
-        if not matches.docs:
+        if not matches.total:
             return []
         days = self._days(s)
-        docs = matches.docs
+        docs = matches.documents(s)
         if len(docs) > n:
             cutoff = heapq.nlargest(n, (days[i] for i in docs))[-1]
             docs = [i for i in docs if days[i] >= cutoff]
@@ -1675,52 +1817,121 @@ def _sequence(fieldname: str, words: list[str], boost: float = 1.0):
 
 
 class _BodyPhrase(wq.Phrase):
-    """A phrase of the body, found through the ``lookup`` field: the same documents and the
-    same scores as :class:`whoosh.query.Phrase` (the sum of its words' scores), without
-    reading the positions of every document that has all the words."""
+    """A phrase of the body whose documents are found once per segment (Whoosh's position
+    check, the costly part) and then only scored: the same documents and the same scores as
+    :class:`whoosh.query.Phrase` (the sum of its words' scores), without checking positions a
+    second time when ranking."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._found: dict[int, tuple] = {}  #: id(leaf searcher) → (leaf searcher, sorted ids)
+
+    def leaf_docs(self, leaf) -> list[int]:
+        return self.leaf_matches(leaf)[0]
+
+    def leaf_matches(self, leaf):
+        """``(sorted docnums, {word: {docnum: weight}})`` of a segment (or weights None)."""
+        found = self._found.get(id(leaf))
+        if found is None or found[0] is not leaf:
+            found = (leaf, _phrase_leaf_matches(leaf, self.fieldname, self.words))
+            self._found[id(leaf)] = found
+        return found[1]
 
     def docs(self, searcher):
-        return iter(_phrase_docs(searcher, self.fieldname, self.words))
+        return iter(sorted(_leafwise(searcher, self.leaf_docs)))
 
     def matcher(self, searcher, context=None):
-        ids = _phrase_docs(searcher, self.fieldname, self.words)
+        if searcher.is_atomic():
+            ids = self.leaf_docs(searcher)
+        else:
+            ids = sorted(_leafwise(searcher, self.leaf_docs))
         if not ids:
             return NullMatcher()
         terms = [wq.Term(self.fieldname, w).matcher(searcher, context) for w in self.words]
         return _ListedMatcher(make_binary_tree(IntersectionMatcher, terms), ids, self.boost)
 
 
-def _phrase_docs(searcher, fieldname: str, words: list[str]) -> list[int]:
-    """Sorted numbers of the documents with ``words`` one after the other in ``fieldname``
-    (the body): the documents with every pair of consecutive words, and for three words or
-    more, those whose positions line up."""
-    reader = searcher.reader()
-    pairs = sorted({f"{a}{PAIR_SEP}{b}" for a, b in zip(words, words[1:])},
-                   key=lambda pair: reader.doc_frequency("lookup", pair))
-    found: set[int] | None = None
-    for pair in pairs:
-        docs = _term_docs(searcher, "lookup", pair)
-        found = docs if found is None else found & docs
-        if not found:
-            return []
-    candidates = sorted(found or ())
-    if len(words) == 2 or not candidates:
-        return candidates
-    matchers = [wq.Term(fieldname, w).matcher(searcher) for w in words]
+def _phrase_leaf_docs(leaf, fieldname: str, words: list[str]) -> list[int]:
+    return _phrase_leaf_matches(leaf, fieldname, words)[0]
+
+
+def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
+    """Sorted numbers of the segment's documents with ``words`` at consecutive positions of
+    ``fieldname``: Whoosh's phrase match, reading each word's posting list once, block by block,
+    and decoding positions only for the documents that have every word (Whoosh's span matcher
+    costs several times more per document)."""
+    reader = leaf.reader()
+    field = leaf.schema[fieldname] if fieldname in leaf.schema else None
+    if field is None or type(field.format) is not wformats.Positions:
+        return sorted(wq.Phrase(fieldname, words).docs(leaf)), None
+    values: dict[str, dict] = {}
+    deleted = frozenset()
+    for word in dict.fromkeys(words):
+        try:
+            text = field.to_bytes(word)
+        except ValueError:
+            return [], {}
+        if (fieldname, text) not in reader:
+            return [], {}
+        m = reader.postings(fieldname, text)
+        if isinstance(m, FilterMatcher):
+            deleted, m = m._ids, reader._terms.matcher(fieldname, text, field.format)
+        if not isinstance(m, W3LeafMatcher):
+            return sorted(wq.Phrase(fieldname, words).docs(leaf)), None
+        found = {}
+        while m.is_active():
+            if m._ids is None:
+                m._read_ids()
+            if m._values is None:
+                m._read_values()
+            if m._weights is None:
+                m._read_weights()
+            found.update(zip(m._ids, zip(m._values, m._weights, strict=False), strict=False))
+            m._next_block()
+        values[word] = found
+    lists = sorted(values.values(), key=len)
+    candidates = set(lists[0]).intersection(*lists[1:])
+    rest = range(1, len(words))
+    first, second = values[words[0]], values[words[-1]]
     out = []
-    for docnum in candidates:
-        positions = []
-        for m in matchers:
-            if m.is_active() and m.id() < docnum:
-                m.skip_to(docnum)
-            if not m.is_active() or m.id() != docnum:
-                break
-            positions.append(set(m.value_as("positions")))
-        else:
-            if any(all(p + k in positions[k] for k in range(1, len(words)))
-                   for p in positions[0]):
+    for docnum in sorted(candidates):
+        if docnum in deleted:
+            continue
+        if len(words) == 2:  # the common case, with the least Python per document
+            starts = set(_positions(first[docnum][0]))
+            if not starts.isdisjoint(map(_before, _positions(second[docnum][0]))):
                 out.append(docnum)
+            continue
+        positions = {word: list(_positions(found[docnum][0])) for word, found in values.items()}
+        later = [set(positions[words[k]]) for k in rest]
+        if any(all(p + k in later[k - 1] for k in rest) for p in positions[words[0]]):
+            out.append(docnum)
+    weights = {word: {d: found[d][1] for d in out} for word, found in values.items()}
+    return out, weights
+
+
+def _positions(value: bytes):
+    """The positions in a posting of Whoosh's ``Positions`` format (its ``decode_positions``
+    without the Python loop): a count, then a pickled list of deltas."""
+    return accumulate(loads(value[_INT_SIZE:]))
+
+
+def _before(position: int) -> int:
+    return position - 1
+
+
+def _leafwise(searcher, leaf_docs) -> set[int]:
+    """Top-level numbers from each segment's ``leaf_docs(leaf searcher)``."""
+    if searcher.is_atomic():
+        return set(leaf_docs(searcher))
+    out: set[int] = set()
+    for leaf, offset in searcher.leaf_searchers():
+        out.update(n + offset for n in leaf_docs(leaf))
     return out
+
+
+class _Unsupported(Exception):
+    """A query or index the fast ranking does not handle (Whoosh ranks it instead)."""
 
 
 class _ListedMatcher(WhooshMatcher):
@@ -1825,38 +2036,98 @@ class _ListedMatcher(WhooshMatcher):
         return skipped
 
 
-def _docset(s, q) -> set[int]:
+def _docset(s, q, index: WhooshIndex | None = None) -> set[int]:
     """Top-level numbers of the documents matching ``q``, without scoring: posting lists read
     whole and combined as sets (Whoosh's matchers step through them one document at a time)."""
     if q is wq.NullQuery or q is None:
         return set()
     kind = type(q)
     if kind is wq.And:
+        # the rarest first; a much longer one is only probed with skip_to, not read whole
+        reader = s.reader()
         out = None
-        for sub in sorted(q.subqueries, key=lambda sub: sub.estimate_size(s.reader())):
-            docs = _docset(s, sub)
-            out = docs if out is None else out & docs
+        for sub in sorted(q.subqueries, key=lambda sub: sub.estimate_size(reader)):
+            if out is not None and sub.estimate_size(reader) > 8 * len(out):
+                out = _probe(s, sub, out)
+            else:
+                docs = _docset(s, sub, index)
+                out = docs if out is None else out & docs
             if not out:
                 return set()
         return out if out is not None else set()
     if kind is wq.Or:
         out = set()
         for sub in q.subqueries:
-            out |= _docset(s, sub)
+            out |= _docset(s, sub, index)
         return out
     if kind is wq.AndMaybe:
-        return _docset(s, q.a)
+        return _docset(s, q.a, index)
     if kind is wq.AndNot:
-        docs = _docset(s, q.a)
-        return docs - _docset(s, q.b) if docs else docs
+        docs = _docset(s, q.a, index)
+        return docs - _docset(s, q.b, index) if docs else docs
     if kind is wq.ConstantScoreQuery:
-        return _docset(s, q.child)
+        return _docset(s, q.child, index)
     if kind is _BodyPhrase:
-        return set(_phrase_docs(s, q.fieldname, q.words))
+        return _leafwise(s, q.leaf_docs)
     if kind is wq.Term:
-        # the body's stems are in ``lookup`` too, whose posting lists read much faster
-        return _term_docs(s, "lookup" if q.fieldname == "body" else q.fieldname, q.text)
+        if index is not None:
+            try:  # read with the weights, kept for ranking
+                return {top for top, _, _ in index._postings(s, q.fieldname, q.text)[0]}
+            except _Unsupported:
+                pass
+        return _term_docs(s, q.fieldname, q.text)
     return set(q.docs(s))
+
+
+def _probe(s, q, docs: set[int]) -> set[int]:
+    """Those of ``docs`` that ``q`` matches, each looked for with ``skip_to``."""
+    m = q.matcher(s, s.boolean_context())
+    out = set()
+    for docnum in sorted(docs):
+        if not m.is_active():
+            break
+        if m.id() < docnum:
+            m.skip_to(docnum)
+            if not m.is_active():
+                break
+        if m.id() == docnum:
+            out.add(docnum)
+    return out
+
+
+def _count(s, q) -> int | None:
+    """How many live documents ``q`` matches, when that is known without reading its posting
+    lists (a word, and what only adds to its score); ``None`` otherwise."""
+    kind = type(q)
+    if kind is wq.AndMaybe:
+        return _count(s, q.a)
+    if kind is wq.ConstantScoreQuery:
+        return _count(s, q.child)
+    if kind is not wq.Term or q.fieldname not in s.schema:
+        return None
+    try:
+        text = s.schema[q.fieldname].to_bytes(q.text)
+    except ValueError:
+        return 0
+    total = 0
+    for leaf, _ in s.leaf_searchers():
+        reader = leaf.reader()
+        if (q.fieldname, text) not in reader:
+            continue
+        total += reader.doc_frequency(q.fieldname, text)
+        if reader.has_deletions():
+            # deleted documents stay in the posting lists until a merge: take off those there
+            # (the filtered matcher has already stepped over the first ones: read it raw)
+            deleted = sorted(reader._perdoc.deleted_docs())
+            m = reader._terms.matcher(q.fieldname, text, s.schema[q.fieldname].format)
+            for docnum in deleted:
+                if not m.is_active():
+                    break
+                if m.id() < docnum:
+                    m.skip_to(docnum)
+                if m.is_active() and m.id() == docnum:
+                    total -= 1
+    return total
 
 
 def _term_docs(s, fieldname: str, text) -> set[int]:
@@ -2284,3 +2555,12 @@ def init_app(app) -> None:
     search = Search(index, wiki)
     wiki.listeners.append(search)
     app.extensions["search"] = search
+
+
+def _tree_sum(parts: list[float]) -> float:
+    """The sum of ``parts`` in the order a binary tree of Whoosh matchers
+    (``make_binary_tree``) adds their scores."""
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    return _tree_sum(parts[:half]) + _tree_sum(parts[half:])
