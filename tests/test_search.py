@@ -908,6 +908,8 @@ def test_totals_facets_and_ranking_match_scoring_every_document(generated, monke
                ("java.lang.NullPointerException", ""), ("timeout -retry", "")]
     queries += [(rng.choice(vocabulary), "") for _ in range(12)]
     queries += [(f"{rng.choice(vocabulary)} {rng.choice(vocabulary)}", "") for _ in range(6)]
+    queries += [("service error request", ""), ("request error service", ""),
+                (f'service "{phrases[0]}" error', "")]
     queries += [(f'"{p}"', "") for p in phrases]
     queries += [(rng.choice(vocabulary), name) for name in ("severity", "year", "service")]
     checked = 0

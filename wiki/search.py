@@ -1524,6 +1524,9 @@ class WhooshIndex(SearchIndex):
         else:
             want = max(n, 2 * len(matches.ranked), 50)
             ranked = self._word_ranking(s, matches, want)
+            if ranked is None and matches.total > max(SCORE_ALL, n):
+                # (fewer are cheaper to find with skip_to than by reading whole lists)
+                ranked = self._words_ranking(s, matches, want)
             if ranked is not None:
                 complete = len(ranked) >= matches.total
             elif matches.total <= max(SCORE_ALL, n) or _coordinated(matches.text_q):
@@ -1599,6 +1602,62 @@ class WhooshIndex(SearchIndex):
             taken += len(groups[key])
         out.sort(key=lambda item: (-item[0], item[1]))
         return out[:n]
+
+    def _words_ranking(self, s, matches: _Matches, n: int) -> list[tuple[float, int]] | None:
+        """The ``n`` best of an *and* of two or three words or phrases (each as in
+        :meth:`_word_ranking`), exactly as Whoosh scores them; ``None`` for other queries.
+
+        Whoosh adds the parts' scores in a tree it builds per segment from their estimated
+        sizes (``make_weighted_tree``); the same tree is built here for each segment."""
+        q = matches.text_q
+        if type(q) is not wq.And or not 2 <= len(q.subqueries) <= 3 or q.boost != 1.0:
+            return None
+        docs = matches.documents(s)
+        try:
+            parts = [self._part_scores(s, part, docs) for part in q.subqueries]
+        except _Unsupported:
+            return None
+        out = []
+        ordered = sorted(docs)
+        i = 0
+        for leaf, offset in s.leaf_searchers():
+            end = offset + leaf.doc_count_all()
+            j = bisect.bisect_left(ordered, end, i)
+            if j == i:
+                continue
+            reader = leaf.reader()
+            weights = [0 - part.estimate_size(reader) for part in q.subqueries]
+            if len(set(weights)) < len(weights):
+                return None  # (Whoosh would compare matchers to order equal sizes)
+            try:
+                tree = _weighted_tree(weights)
+            except TypeError:  # equal sums: Whoosh would compare matchers there too
+                return None
+            for top in ordered[i:j]:
+                out.append((_tree_score(tree, [scores[top] for scores in parts]), top))
+            i = j
+        out.sort(key=lambda item: (-item[0], item[1]))
+        return out[:n]
+
+    def _part_scores(self, s, q, docs) -> list:
+        """``{top-level docnum: score}`` for ``docs`` of a word or a phrase with its additions
+        (an ``AndMaybe`` chain), as Whoosh's matcher scores them; :class:`_Unsupported`
+        otherwise."""
+        extras = []
+        while type(q) is wq.AndMaybe:
+            extras.append(q.b)
+            q = q.a
+        if type(q) is wq.Term:
+            main = {top: score for top, _, score in self._term_scores(s, q) if top in docs}
+        elif type(q) is _BodyPhrase:
+            main = self._unit_scores(s, q)
+        else:
+            raise _Unsupported
+        for extra in reversed(extras):  # innermost AndMaybe first, as Whoosh adds
+            scores = self._unit_scores(s, extra)
+            for top in scores.keys() & main.keys():
+                main[top] = main[top] + scores[top]
+        return main
 
     def _unit_scores(self, s, q) -> dict[int, float]:
         """``{top-level docnum: score}`` of every live document a term or a phrase (of
@@ -2564,3 +2623,19 @@ def _tree_sum(parts: list[float]) -> float:
         return parts[0]
     half = len(parts) // 2
     return _tree_sum(parts[:half]) + _tree_sum(parts[half:])
+
+
+def _weighted_tree(weights: list[int]):
+    """The shape of Whoosh's ``make_weighted_tree`` over parts with these weights: nested
+    pairs of part indexes (each pair's first is the matcher whose score comes first)."""
+    items = sorted((weight, i) for i, weight in enumerate(weights))
+    while len(items) > 1:
+        a, b = items.pop(0), items.pop(0)
+        bisect.insort(items, (a[0] + b[0], (a[1], b[1])))
+    return items[0][1]
+
+
+def _tree_score(tree, scores: list[float]) -> float:
+    if isinstance(tree, int):
+        return scores[tree]
+    return _tree_score(tree[0], scores) + _tree_score(tree[1], scores)
