@@ -416,8 +416,8 @@ def url_scheme(value: str) -> str | None:
     return m.group(1).lower() if m else None
 
 
-#: The wiki's own scripts that reading pages may load (issue 7: "Copy link"); nothing else.
-OWN_SCRIPTS = re.compile(r'<script src="/static/js/(?:csrf|copy-link)\.js" defer></script>')
+#: The wiki's own scripts that reading pages may load ("Copy link", "/" to search); nothing else.
+OWN_SCRIPTS = re.compile(r'<script src="/static/js/(?:csrf|copy-link|shortcuts)\.js" defer></script>')
 
 
 def assert_safe(html: str, url: str) -> None:
