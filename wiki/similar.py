@@ -456,6 +456,7 @@ class _Words:
     surface: dict[str, str] = field(default_factory=dict)  #: stem → as first written, lowercased
     idents: dict[str, str] = field(default_factory=dict)  #: part stem → the text's identifier
     shown: dict[str, list[str]] = field(default_factory=dict)  #: id → identifiers for reasons
+    df: dict[str, int] = field(default_factory=dict)  #: stem → documents with it (``body``)
 
 
 def document_query(doc: d.Document) -> dict:
@@ -505,6 +506,7 @@ class SimilarIndex:
         self._docnum_cache: tuple = (None, {})
         self._panel_cache: dict = {}  #: document page panels, see similar_to_cached()
         self._panel_lock = threading.Lock()
+        self._df_memo: tuple = (None, {})  #: (reader stamp, {(field, term): df}), see _field_df
 
     # -- keeping it current ------------------------------------------------------------------
 
@@ -578,7 +580,24 @@ class SimilarIndex:
         """Documents with ``term`` in the field, as a word or (``body``, ``title``) a part of an
         identifier. (One that has both counts twice: a rounding the idf hardly feels.)"""
         extra = {"body": self._by_part, "title": self._by_title_part}.get(fieldname)
-        return reader.doc_frequency(fieldname, term) + (len(_docs(extra, term)) if extra else 0)
+        return self._field_df(reader, fieldname, term) + (len(_docs(extra, term)) if extra else 0)
+
+    def _field_df(self, reader, fieldname: str, term: str) -> int:
+        """``reader.doc_frequency``, remembered while the index does not change: a sync asks
+        for the same words thousands of times (one lookup per word per document), and each
+        Whoosh lookup walks every segment's term dictionary."""
+        stamp = (id(reader), reader.generation())
+        memo = self._df_memo
+        if memo[0] != stamp:
+            memo = self._df_memo = (stamp, {})
+        cache = memo[1]
+        key = (fieldname, term)
+        df = cache.get(key)
+        if df is None:
+            if len(cache) > 1_000_000:
+                cache.clear()
+            df = cache[key] = reader.doc_frequency(fieldname, term)
+        return df
 
     def put(self, features: Features) -> None:
         with self._lock:
@@ -638,6 +657,10 @@ class SimilarIndex:
                 self.add(doc)
             for ident in report.removed:
                 self.remove(ident)
+            if len(report.changed) + len(report.removed) >= SAVE_AFTER_CHANGES:
+                # a big sync (a first start, `wiki reindex --full`, a git pull): keep the work
+                # for the next process, which may be the one serving pages
+                self.save_cache()
         except Exception:  # noqa: BLE001
             log.exception("similar: could not apply a sync; reconciling on the next query")
             self._reconciled = False
@@ -977,6 +1000,7 @@ class SimilarIndex:
         weighted = []
         for term, tf in words.counts.items():
             df = self._df(reader, term) if parts else reader.doc_frequency("body", term)
+            words.df[term] = df
             if not df or df > n_docs * 0.5 and n_docs > 20:
                 continue
             weighted.append(((1 + math.log(tf)) * _idf(n_docs, df), term, df))
@@ -1053,45 +1077,69 @@ class SimilarIndex:
         """``title``: documents whose title's words the text has, scored by the share of the
         title's idf mass the text covers (plus one rare word's worth of doubt, so that a
         one-word title is not a full match): a past incident whose headline is all in the new
-        text is about the same thing."""
+        text is about the same thing.
+
+        The candidates are ranked first by what the text's less common words give them (cheap:
+        the title postings), and the best :data:`LIST_DEPTH` × 3 allowed ones are scored
+        exactly; a title whose common words would have lifted it from further down is missed,
+        which is the price of not scoring thousands of titles per query."""
         if not w.title or not self._by_title:
             return {}, {}
         reader = s.reader()
         n_docs = max(s.doc_count(), 1)
         parts = w.identifier_parts
-        q_terms = set(words.counts)
+        q_terms = words.counts
         idf_of: dict[str, float] = {}
 
         def idf(term: str) -> float:
             value = idf_of.get(term)
             if value is None:
-                df = self._df(reader, term) if parts else reader.doc_frequency("body", term)
+                df = words.df.get(term)
+                if df is None:
+                    df = self._df(reader, term) if parts else reader.doc_frequency("body", term)
                 value = idf_of[term] = _idf(n_docs, max(df, 1))
             return value
 
-        # candidates: documents whose title has one of the text's less common words (a title
-        # sharing only common ones scores too little to matter)
+        # 1. what the text's less common words give each title (a title sharing only common
+        # words scores too little to matter), from the title postings
         cap = n_docs * 0.1 if n_docs > 20 else n_docs
-        candidates: set[str] = set()
+        partial: dict[str, float] = {}
         for term in q_terms:
             found = _docs(self._by_title, term)
             if found and len(found) <= cap:
-                candidates.update(found)
+                weight = idf(term)
+                for ident in found:
+                    partial[ident] = partial.get(ident, 0.0) + weight
         doubt = _idf(n_docs, 1)
+        features = self._features
+
+        def mass(f: Features, terms) -> float:
+            return f.title_mass if parts and f.title_mass else sum(idf(t) for t in terms)
+
+        def title_terms(f: Features):
+            return f.title_terms if parts else \
+                [t for t in f.title_terms if t not in f.title_parts]
+
+        order = []
+        for ident, value in partial.items():
+            f = features.get(ident)
+            if f is not None:
+                order.append((value / (mass(f, title_terms(f)) + doubt), ident))
+        order.sort(reverse=True)
+        # 2. the best of those that are allowed, scored exactly (every word counted)
         scores: dict[str, float] = {}
         common_of: dict[str, list[str]] = {}
-        for ident in candidates:
-            f = self._features.get(ident)
-            if f is None or not allowed(ident):
+        for _, ident in order:
+            if not allowed(ident):
                 continue
-            terms = f.title_terms if parts else \
-                [t for t in f.title_terms if t not in f.title_parts]
+            f = features[ident]
+            terms = title_terms(f)
             common = [t for t in terms if t in q_terms]
-            if not common:
-                continue
-            mass = f.title_mass if parts and f.title_mass else sum(idf(t) for t in terms)
-            scores[ident] = sum(idf(t) for t in common) / (mass + doubt)
-            common_of[ident] = common
+            if common:
+                scores[ident] = sum(idf(t) for t in common) / (mass(f, terms) + doubt)
+                common_of[ident] = common
+            if len(scores) >= LIST_DEPTH * 3:
+                break
         top = heapq.nlargest(LIST_DEPTH, scores.items(), key=_second)
         shared = {}
         for ident, _ in top:
@@ -1441,6 +1489,10 @@ def _best_first(totals: dict[int, float]):
 
 def _second(item):
     return item[1]
+
+
+#: A sync that changes at least this many documents writes the features cache at once.
+SAVE_AFTER_CHANGES = 50
 
 
 def _idf(n_docs: int, df: int) -> float:
