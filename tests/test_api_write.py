@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
-
 import pytest
 
 from tests.conftest import make_app
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _collect_leaked_index_files():
-    """The apps made here leave Whoosh searchers open (wiki/search.py never closes them): collect
-    them now, quietly, rather than in a later module that turns warnings into errors."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture

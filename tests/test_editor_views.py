@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import html as html_module
 import re
-import warnings
 from html.parser import HTMLParser
 
 import pytest
@@ -14,17 +12,6 @@ from werkzeug.datastructures import MultiDict
 from tests.conftest import make_app
 from wiki import documents as d
 from wiki.store import NotFound
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _collect_leaked_index_files():
-    """The apps made here leave Whoosh searchers open (wiki/search.py never closes them): collect
-    them now, quietly, rather than in a later module that turns warnings into errors."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-
 
 # --------------------------------------------------------------------------------------------
 # A browser's view of a form

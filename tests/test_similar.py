@@ -174,14 +174,20 @@ def test_identifier_parts():
         assert sim.identifier_parts(plain) == []
 
 
-def test_a_text_saying_dfs_client_finds_the_incident_that_wrote_dfsclient(demo_app):
-    wiki = demo_app.extensions["wiki"]
-    doc = wiki.create("postmortem", {"title": "Uploads stalled for an hour", "date": "2024-05-01"},
-                      "## Summary\n\nEvery DFSClient of the ingest tier waited on a lease that "
-                      "never came back.\n")
-    result = engine(demo_app).similar("the DFS client kept waiting on a lease", limit=3)
+def _found_first_by_terms(demo_app, title: str, summary: str, query: str):
+    """Create a postmortem, then ask for ``query``: it must come first; its "terms" reason."""
+    doc = demo_app.extensions["wiki"].create(
+        "postmortem", {"title": title, "date": "2024-05-01"}, f"## Summary\n\n{summary}\n")
+    result = engine(demo_app).similar(query, limit=3)
     assert ids(result)[0] == doc.id
-    terms = next(r for r in result.suggestions[0].reasons if r.kind == "terms")
+    return doc, next(r for r in result.suggestions[0].reasons if r.kind == "terms")
+
+
+def test_a_text_saying_dfs_client_finds_the_incident_that_wrote_dfsclient(demo_app):
+    doc, terms = _found_first_by_terms(
+        demo_app, "Uploads stalled for an hour",
+        "Every DFSClient of the ingest tier waited on a lease that never came back.",
+        "the DFS client kept waiting on a lease")
     assert "dfs" in terms.values and "DFSClient" in terms.text
     # without the parts, "DFS client" and "DFSClient" have no word in common
     whole = sim.DEFAULT_WEIGHTS.replace(identifier_parts=False)
@@ -191,13 +197,10 @@ def test_a_text_saying_dfs_client_finds_the_incident_that_wrote_dfsclient(demo_a
 
 
 def test_an_identifier_in_the_text_finds_the_incident_that_wrote_its_words(demo_app):
-    wiki = demo_app.extensions["wiki"]
-    doc = wiki.create("postmortem", {"title": "Ingest tier hung", "date": "2024-05-02"},
-                      "## Summary\n\nThe quorum journal writer stopped answering, so the ingest "
-                      "tier hung.\n")
-    result = engine(demo_app).similar("QuorumJournalWriter.flush() timed out", limit=3)
-    assert ids(result)[0] == doc.id
-    terms = next(r for r in result.suggestions[0].reasons if r.kind == "terms")
+    _, terms = _found_first_by_terms(
+        demo_app, "Ingest tier hung",
+        "The quorum journal writer stopped answering, so the ingest tier hung.",
+        "QuorumJournalWriter.flush() timed out")
     assert {"quorum", "journal"} <= set(terms.values) and "QuorumJournalWriter" in terms.text
 
 

@@ -21,7 +21,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import frontmatter
 import yaml
@@ -655,14 +655,11 @@ _SECTION_RE = re.compile(r"^##[ \t]+(.+?)[ \t#]*$")
 _FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 
 
-def split_sections(body: str) -> list[tuple[str, str]]:
-    """Split Markdown into ``(heading, text)`` by level-2 headings, ignoring code fences.
-
-    Text before the first heading, if any, becomes a section with the heading ``""``.
-    """
-    sections: list[tuple[str, list[str]]] = [("", [])]
+def outside_fences(lines: Iterable[str]) -> Iterator[tuple[str, bool]]:
+    """Each line with ``True`` when it is Markdown prose: not inside a fenced code block and
+    not a fence line itself (a fence closes on the same character, at least as long)."""
     fence = None
-    for line in body.split("\n"):
+    for line in lines:
         m = _FENCE_RE.match(line)
         if m:
             marker = m.group(1)
@@ -670,7 +667,19 @@ def split_sections(body: str) -> list[tuple[str, str]]:
                 fence = marker
             elif marker[0] == fence[0] and len(marker) >= len(fence):
                 fence = None
-        if fence is None and not m:
+            yield line, False
+        else:
+            yield line, fence is None
+
+
+def split_sections(body: str) -> list[tuple[str, str]]:
+    """Split Markdown into ``(heading, text)`` by level-2 headings, ignoring code fences.
+
+    Text before the first heading, if any, becomes a section with the heading ``""``.
+    """
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line, prose in outside_fences(body.split("\n")):
+        if prose:
             h = _SECTION_RE.match(line)
             if h:
                 sections.append((h.group(1).strip(), []))

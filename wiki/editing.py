@@ -157,8 +157,6 @@ class Timeline:
     editable: bool = True  #: False when the table cannot be rows (more columns, conflict markers)
 
 
-#: An opening or closing fence line (```, ~~~), as in documents.split_sections.
-_FENCE_RE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 _HEADING_RE = re.compile(r"^##[ \t]+(.+?)[ \t#]*$")
 #: A table's delimiter row: ``|---|:---:|``.
 _DELIMITER_RE = re.compile(r"^\s*\|?\s*:?-{1,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$")
@@ -167,17 +165,9 @@ _CONFLICT_RE = re.compile(r"^(<{7}|={7}|>{7})( |$)")
 
 def _headings(lines: list[str]) -> list[tuple[int, str]]:
     """``(line index, title)`` of every level-2 heading outside code fences."""
-    out, fence = [], None
-    for n, line in enumerate(lines):
-        m = _FENCE_RE.match(line)
-        if m:
-            marker = m.group(1)
-            if fence is None:
-                fence = marker
-            elif marker[0] == fence[0] and len(marker) >= len(fence):
-                fence = None
-            continue
-        if fence is None:
+    out = []
+    for n, (line, prose) in enumerate(d.outside_fences(lines)):
+        if prose:
             h = _HEADING_RE.match(line)
             if h:
                 out.append((n, h.group(1).strip()))

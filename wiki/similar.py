@@ -599,26 +599,22 @@ class SimilarIndex:
             df = cache[key] = reader.doc_frequency(fieldname, term)
         return df
 
+    def _postings_of(self, f: Features) -> list[tuple[dict, Iterable[str]]]:
+        """Each inverted index with the keys this document is posted under in it."""
+        return [(self._by_error, f.errors), (self._by_line, f.lines),
+                (self._by_part, f.parts), (self._by_title, f.title_terms),
+                (self._by_title_part, f.title_parts),
+                (self._by_signature, f.signatures),
+                (self._by_service, [_fold(n) for n in f.services]),
+                (self._by_tag, [_fold(n) for n in f.tags])]
+
     def put(self, features: Features) -> None:
         with self._lock:
             self._remove(features.id)
             self._features[features.id] = features
-            for key in features.errors:
-                _post(self._by_error, key, features.id)
-            for key in features.lines:
-                _post(self._by_line, key, features.id)
-            for key in features.parts:
-                _post(self._by_part, key, features.id)
-            for key in features.title_terms:
-                _post(self._by_title, key, features.id)
-            for key in features.title_parts:
-                _post(self._by_title_part, key, features.id)
-            for ident in features.signatures:
-                _post(self._by_signature, ident, features.id)
-            for name in features.services:
-                _post(self._by_service, _fold(name), features.id)
-            for name in features.tags:
-                _post(self._by_tag, _fold(name), features.id)
+            for index, keys in self._postings_of(features):
+                for key in keys:
+                    _post(index, key, features.id)
             self._names = None
             self._dirty = True
 
@@ -632,13 +628,7 @@ class SimilarIndex:
         old = self._features.pop(ident, None)
         if old is None:
             return
-        pairs = [(self._by_error, old.errors), (self._by_line, old.lines),
-                 (self._by_part, old.parts), (self._by_title, old.title_terms),
-                 (self._by_title_part, old.title_parts),
-                 (self._by_signature, old.signatures),
-                 (self._by_service, [_fold(n) for n in old.services]),
-                 (self._by_tag, [_fold(n) for n in old.tags])]
-        for index, keys in pairs:
+        for index, keys in self._postings_of(old):
             for key in keys:
                 _unpost(index, key, ident)
 

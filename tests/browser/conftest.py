@@ -7,11 +7,9 @@ editor, the conflict view and the history diff save them to ``docs/screenshots/`
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import threading
-import warnings
 
 import pytest
 from werkzeug.serving import make_server
@@ -22,15 +20,6 @@ from wiki import create_app
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _collect_leaked_index_files():
-    """The apps made here leave Whoosh searchers open (wiki/search.py never closes them): collect
-    them now, quietly, rather than in a later module that turns warnings into errors."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
 
 
 @pytest.fixture(scope="session")
