@@ -54,8 +54,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -308,18 +310,9 @@ def tune(engine, wiki, ids, reports, queries, folds: int, seeds: list[int], log_
         return max(range(len(settings)), key=lambda s: (round(smooth[s], 6), own[s], -s))
 
     def cross_validate(seed: int):
-        order = list(range(len(queries)))
-        random.Random(seed).shuffle(order)
-        fold_of = {q: i % folds for i, q in enumerate(order)}
-        cv_ranks: list[int | None] = [None] * len(queries)
-        chosen = []
-        for fold in range(folds):
-            best = choose([q for q in order if fold_of[q] != fold])
-            chosen.append(settings[best])
-            for q in order:
-                if fold_of[q] == fold:
-                    cv_ranks[q] = per_setting[best][q]
-        return cv_ranks, chosen
+        cv_ranks, best = cross_validated(len(queries), seed, folds, choose,
+                                         per_setting.__getitem__)
+        return cv_ranks, [settings[b] for b in best]
 
     runs = {seed: cross_validate(seed) for seed in seeds}
     best_all = choose(list(range(len(queries))))
@@ -386,20 +379,30 @@ def fit(engine, wiki, ids, reports, queries, folds: int, seeds: list[int]):
     everything = fit_softmax(lists, answers, range(len(queries)))
     runs = {}
     for seed in seeds:
-        order = list(range(len(queries)))
-        random.Random(seed).shuffle(order)
-        fold_of = {q: i % folds for i, q in enumerate(order)}
-        cv_ranks: list[int | None] = [None] * len(queries)
-        chosen = []
-        for fold in range(folds):
-            weights = fit_softmax(lists, answers, [q for q in order if fold_of[q] != fold])
-            chosen.append(weights)
-            ranks = ranks_with(weights)
-            for q in order:
-                if fold_of[q] == fold:
-                    cv_ranks[q] = ranks[q]
-        runs[seed] = (cv_ranks, chosen)
+        runs[seed] = cross_validated(
+            len(queries), seed, folds,
+            lambda train: fit_softmax(lists, answers, train), ranks_with)
     return everything, ranks_with(everything), runs
+
+
+def cross_validated(n: int, seed: int, folds: int, fit: Callable[[list[int]], Any],
+                    ranks_for: Callable[[Any], list[int | None]]):
+    """``(ranks, chosen)``: the queries split into ``folds`` (shuffled by ``seed``); for each
+    fold a setting is fitted on the others (``fit(train queries)``) and its ranks
+    (``ranks_for(setting)``) are kept for the fold's own queries only."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    fold_of = {q: i % folds for i, q in enumerate(order)}
+    cv_ranks: list[int | None] = [None] * n
+    chosen = []
+    for fold in range(folds):
+        setting = fit([q for q in order if fold_of[q] != fold])
+        chosen.append(setting)
+        ranks = ranks_for(setting)
+        for q in order:
+            if fold_of[q] == fold:
+                cv_ranks[q] = ranks[q]
+    return cv_ranks, chosen
 
 
 def describe(w: sim.Weights) -> str:

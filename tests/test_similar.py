@@ -386,6 +386,23 @@ def _bench():
     return bench
 
 
+def test_cross_validation_ranks_each_query_with_a_setting_fitted_without_it():
+    bench = _bench()
+    seen_by_fit = []
+
+    def fit(train):
+        seen_by_fit.append(set(train))
+        return frozenset(train)
+
+    def ranks_for(setting):  # rank 1 where the query was trained on, 99 where it was not
+        return [1 if q in setting else 99 for q in range(12)]
+
+    ranks, chosen = bench.cross_validated(12, seed=7, folds=4, fit=fit, ranks_for=ranks_for)
+    assert ranks == [99] * 12  # every query is ranked by a fit that never saw it
+    assert len(chosen) == 4 and all(len(train) == 9 for train in seen_by_fit)
+    assert set.union(*seen_by_fit) == set(range(12))
+
+
 def test_the_softmax_fit_weighs_the_signal_that_finds_the_answers():
     bench = _bench()
     # "title" puts the answer first every time; "terms" prefers a wrong candidate
