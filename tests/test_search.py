@@ -891,15 +891,22 @@ def _facet_reference(ix: WhooshIndex, matched: list[int]) -> dict[str, dict[str,
     return counts
 
 
-@pytest.mark.parametrize("score_all", [0, 100_000])
+@pytest.mark.parametrize("score_all, per_block", [(0, 128), (100_000, 128), (100_000, 1)])
 def test_totals_facets_and_ranking_match_scoring_every_document(generated, monkeypatch,
-                                                                score_all):
+                                                                score_all, per_block):
     """Matching without scoring, then scoring only the page (block-max top-N) or every match,
-    gives what scoring every match with Whoosh gives: totals, facets, order, scores, pages."""
+    gives what scoring every match with Whoosh gives: totals, facets, order, scores, pages.
+    (``per_block`` 1 makes every *and* of a rare and a common word probe the common word's
+    blocks for the rare word's documents instead of reading its posting list whole.)"""
     import random
 
     ix, docs = generated
     monkeypatch.setattr(s, "SCORE_ALL", score_all)
+    monkeypatch.setattr(s, "POSTINGS_PER_BLOCK", per_block)
+    probes = []
+    probe = s.WhooshIndex._probe_postings
+    monkeypatch.setattr(s.WhooshIndex, "_probe_postings",
+                        lambda self, *args: probes.append(args[1:3]) or probe(self, *args))
     rng = random.Random(11)
     vocabulary = sorted({w for doc in docs[:60] for w in s._WORD_RE.findall(doc.title.lower())
                          if len(w) > 3 and w not in s.STOP})
@@ -946,6 +953,8 @@ def test_totals_facets_and_ranking_match_scoring_every_document(generated, monke
                     assert all(reference[name][value] == n for value, n in got.items()), \
                         (text, name)
     assert checked > 100
+    if score_all and per_block == 1:
+        assert len(probes) > 10
 
 
 def test_paging_deep_after_the_first_page_extends_the_ranking(generated, monkeypatch):

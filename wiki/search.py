@@ -57,7 +57,7 @@ import time
 import unicodedata
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import accumulate
@@ -189,6 +189,7 @@ CACHED_ITEMS = 1_000_000  #: …holding at most this many matches in all
 #: Relevance ranking scores every match when there are at most this many (and keeps them all
 #: for paging); above, Whoosh's block-max top-N scores only what can still make the page.
 SCORE_ALL = 2000
+POSTINGS_PER_BLOCK = 128  #: Whoosh's posting lists are read (decompressed, unpickled) in blocks
 PARALLEL_MIN = 2000  #: rebuilds of at least this many documents use several processes
 PARALLEL_PROCS = 2
 INDEX_NAME = "MAIN"  #: Whoosh's default index name: files ``_MAIN_*``, lock ``MAIN_WRITELOCK``
@@ -1252,10 +1253,11 @@ class WhooshIndex(SearchIndex):
 
     def _run(self, parsed: ParsedQuery, result: SearchResult, want_facets: bool) -> None:
         self._local.postings = {}  # posting lists read for this query (see _postings)
+        self._local.probed = {}  # and parts of them (see _probe_postings)
         try:
             self._run_query(parsed, result, want_facets)
         finally:
-            self._local.postings = None
+            self._local.postings = self._local.probed = None
 
     def _run_query(self, parsed: ParsedQuery, result: SearchResult, want_facets: bool) -> None:
         s = self.searcher()
@@ -1511,10 +1513,12 @@ class WhooshIndex(SearchIndex):
         """At least the ``n`` best ``(score, docnum)`` of the matches (all of them when there
         are fewer), best first, ties by document number: the order scoring every match gives.
 
-        Up to :data:`SCORE_ALL` matches are all scored (each one found with ``skip_to``, so the
-        cost follows the matches, not the posting lists). Above, Whoosh's top-N collector
-        skips the blocks of the posting lists whose best possible score cannot make the top
-        ``n`` (block-max), and only the allowed documents are scored.
+        A word, a phrase, or an *and* of two or three of them is scored from its posting
+        lists, read block by block (:meth:`_word_ranking`, :meth:`_words_ranking`; only the
+        blocks that can hold a match when the matches are few). Other queries: up to
+        :data:`SCORE_ALL` matches are all scored, each found with ``skip_to``; above, Whoosh's
+        top-N collector skips the blocks of the posting lists whose best possible score cannot
+        make the top ``n`` (block-max), and only the allowed documents are scored.
         """
         if matches.complete or len(matches.ranked) >= n or not matches.total:
             return matches.ranked
@@ -1523,9 +1527,10 @@ class WhooshIndex(SearchIndex):
             complete = True
         else:
             want = max(n, 2 * len(matches.ranked), 50)
+            if matches.total <= SCORE_ALL:
+                want = max(want, matches.total)  # (all of them scored: keep them for paging)
             ranked = self._word_ranking(s, matches, want)
-            if ranked is None and matches.total > max(SCORE_ALL, n):
-                # (fewer are cheaper to find with skip_to than by reading whole lists)
+            if ranked is None:
                 ranked = self._words_ranking(s, matches, want)
             if ranked is not None:
                 complete = len(ranked) >= matches.total
@@ -1648,7 +1653,7 @@ class WhooshIndex(SearchIndex):
             extras.append(q.b)
             q = q.a
         if type(q) is wq.Term:
-            main = {top: score for top, _, score in self._term_scores(s, q) if top in docs}
+            main = {top: score for top, _, score in self._term_scores(s, q, only=docs)}
         elif type(q) is _BodyPhrase:
             main = self._unit_scores(s, q)
         else:
@@ -1698,11 +1703,14 @@ class WhooshIndex(SearchIndex):
                 out[docnum + offset] = score
         return out
 
-    def _term_scores(self, s, q, memo: dict | None = None):
+    def _term_scores(self, s, q, memo: dict | None = None, only: Container | None = None):
         """``(top-level docnum, (weight, length byte), score)`` of each live document with the
-        term ``q``, its score as Whoosh's matcher gives it; :class:`_Unsupported` when the
-        term's field or the weighting is not one this knows."""
-        entries, scorer = self._postings(s, q.fieldname, q.text)
+        term ``q`` (of those in ``only``, if given), its score as Whoosh's matcher gives it;
+        :class:`_Unsupported` when the term's field or the weighting is not one this knows."""
+        if only is None:
+            entries, scorer = self._postings(s, q.fieldname, q.text)
+        else:
+            entries, scorer = self._probe_postings(s, q.fieldname, q.text, only)
         memo = {} if memo is None else memo
         boost = q.boost
         for top, weight, lbyte in entries:
@@ -1757,6 +1765,72 @@ class WhooshIndex(SearchIndex):
                 m._next_block()
         if cache is not None:
             cache[fieldname, text] = (entries, scorer)
+        return entries, scorer
+
+    def _probe_postings(self, s, fieldname: str, text: str, docs: Container[int]):
+        """Like :meth:`_postings`, for those of the top-level ``docs`` that have the term: only
+        the blocks of its posting lists that can hold one of them are read (the others are
+        stepped over by their largest document number, as ``skip_to`` does, without its Python
+        call per document). The whole list is used when this query has already read it."""
+        cache = getattr(self._local, "postings", None)
+        if cache is not None and (fieldname, text) in cache:
+            entries, scorer = cache[fieldname, text]
+            return [entry for entry in entries if entry[0] in docs], scorer
+        probed = getattr(self._local, "probed", None)
+        known = probed.get((fieldname, text)) if probed is not None else None
+        if known is not None and known[0].issuperset(docs):
+            return [entry for entry in known[1] if entry[0] in docs], known[2]
+        if fieldname not in s.schema or not isinstance(s.weighting, scoring.BM25F):
+            raise _Unsupported
+        field = s.schema[fieldname]
+        if not field.scorable:
+            raise _Unsupported
+        try:
+            btext = field.to_bytes(text)
+        except ValueError:
+            raise _Unsupported from None
+        wanted = sorted(docs)
+        entries: list[tuple[int, float, int]] = []
+        scorer = None
+        i = 0
+        for leaf, offset in s.leaf_searchers():
+            reader = leaf.reader()
+            end = offset + reader.doc_count_all()
+            j = bisect.bisect_left(wanted, end, i)
+            targets = [top - offset for top in wanted[i:j]]
+            i = j
+            if not targets or (fieldname, btext) not in reader:
+                continue
+            m = reader.postings(fieldname, btext)
+            deleted = ()
+            if isinstance(m, FilterMatcher):
+                deleted, m = m._ids, reader._terms.matcher(fieldname, btext, field.format)
+            lengths = self._lengths(leaf, fieldname)
+            if not isinstance(m, W3LeafMatcher) or lengths is None:
+                raise _Unsupported
+            if scorer is None:
+                scorer = s.weighting.scorer(leaf, fieldname, text)
+            k = 0
+            while m.is_active() and k < len(targets):
+                last = m._maxid
+                if targets[k] <= last:
+                    if m._ids is None:
+                        m._read_ids()
+                    if m._weights is None:
+                        m._read_weights()
+                    block = dict(zip(m._ids, m._weights, strict=False))
+                    upto = bisect.bisect_right(targets, last, k)
+                    for docnum in targets[k:upto]:
+                        weight = block.get(docnum)
+                        if weight is not None and docnum not in deleted:
+                            entries.append((docnum + offset, weight, lengths[docnum]))
+                    k = upto
+                m._next_block()
+        if scorer is None:  # (no wanted document is in a segment with the term)
+            scorer = s.weighting.scorer(s, fieldname, text) if (fieldname, btext) in s.reader() \
+                else None
+        if probed is not None:
+            probed[fieldname, text] = (frozenset(docs), entries, scorer)
         return entries, scorer
 
     def _lengths(self, leaf, fieldname: str):
@@ -1923,7 +1997,8 @@ def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
     field = leaf.schema[fieldname] if fieldname in leaf.schema else None
     if field is None or type(field.format) is not wformats.Positions:
         return sorted(wq.Phrase(fieldname, words).docs(leaf)), None
-    values: dict[str, dict] = {}
+    values: dict[str, dict] = {}  # word → {docnum: encoded positions}
+    weighed: dict[str, dict] = {}  # word → {docnum: weight}
     deleted = frozenset()
     for word in dict.fromkeys(words):
         try:
@@ -1937,7 +2012,7 @@ def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
             deleted, m = m._ids, reader._terms.matcher(fieldname, text, field.format)
         if not isinstance(m, W3LeafMatcher):
             return sorted(wq.Phrase(fieldname, words).docs(leaf)), None
-        found = {}
+        found, weights = {}, {}
         while m.is_active():
             if m._ids is None:
                 m._read_ids()
@@ -1945,38 +2020,37 @@ def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
                 m._read_values()
             if m._weights is None:
                 m._read_weights()
-            found.update(zip(m._ids, zip(m._values, m._weights, strict=False), strict=False))
+            found.update(zip(m._ids, m._values, strict=False))
+            weights.update(zip(m._ids, m._weights, strict=False))
             m._next_block()
         values[word] = found
+        weighed[word] = weights
     lists = sorted(values.values(), key=len)
     candidates = set(lists[0]).intersection(*lists[1:])
-    rest = range(1, len(words))
-    first, second = values[words[0]], values[words[-1]]
+    candidates.difference_update(deleted)
     out = []
-    for docnum in sorted(candidates):
-        if docnum in deleted:
-            continue
-        if len(words) == 2:  # the common case, with the least Python per document
-            starts = set(_positions(first[docnum][0]))
-            if not starts.isdisjoint(map(_before, _positions(second[docnum][0]))):
+    if len(words) == 2:  # the common case, with no Python call per position
+        first, second = values[words[0]], values[words[1]]
+        for docnum in sorted(candidates):
+            # positions are deltas: the second word's, less one, meet the first word's where
+            # the words are next to each other (``initial=-1`` adds a -1 that meets nothing)
+            if not set(accumulate(loads(first[docnum][_INT_SIZE:]))).isdisjoint(
+                    accumulate(loads(second[docnum][_INT_SIZE:]), initial=-1)):
                 out.append(docnum)
-            continue
-        positions = {word: list(_positions(found[docnum][0])) for word, found in values.items()}
-        later = [set(positions[words[k]]) for k in rest]
-        if any(all(p + k in later[k - 1] for k in rest) for p in positions[words[0]]):
-            out.append(docnum)
-    weights = {word: {d: found[d][1] for d in out} for word, found in values.items()}
-    return out, weights
+    else:
+        rest = range(1, len(words))
+        for docnum in sorted(candidates):
+            positions = {word: list(_positions(found[docnum])) for word, found in values.items()}
+            later = [set(positions[words[k]]) for k in rest]
+            if any(all(p + k in later[k - 1] for k in rest) for p in positions[words[0]]):
+                out.append(docnum)
+    return out, {word: {d: found[d] for d in out} for word, found in weighed.items()}
 
 
 def _positions(value: bytes):
     """The positions in a posting of Whoosh's ``Positions`` format (its ``decode_positions``
     without the Python loop): a count, then a pickled list of deltas."""
     return accumulate(loads(value[_INT_SIZE:]))
-
-
-def _before(position: int) -> int:
-    return position - 1
 
 
 def _leafwise(searcher, leaf_docs) -> set[int]:
@@ -2106,8 +2180,9 @@ def _docset(s, q, index: WhooshIndex | None = None) -> set[int]:
         reader = s.reader()
         out = None
         for sub in sorted(q.subqueries, key=lambda sub: sub.estimate_size(reader)):
-            if out is not None and sub.estimate_size(reader) > 8 * len(out):
-                out = _probe(s, sub, out)
+            if out is not None and sub.estimate_size(reader) > 8 * len(out) \
+                    and not _read_whole(s, sub, out, index):
+                out = _probe(s, _head(sub), out, index)
             else:
                 docs = _docset(s, sub, index)
                 out = docs if out is None else out & docs
@@ -2138,8 +2213,34 @@ def _docset(s, q, index: WhooshIndex | None = None) -> set[int]:
     return set(q.docs(s))
 
 
-def _probe(s, q, docs: set[int]) -> set[int]:
-    """Those of ``docs`` that ``q`` matches, each looked for with ``skip_to``."""
+def _head(q):
+    """What decides whether ``q`` matches: ``q`` without the parts that only add to its score."""
+    while type(q) in (wq.AndMaybe, wq.ConstantScoreQuery):
+        q = q.a if type(q) is wq.AndMaybe else q.child
+    return q
+
+
+def _read_whole(s, q, docs: set[int], index: WhooshIndex | None) -> bool:
+    """Whether to read the posting list of the word ``q`` stands for whole rather than probe it
+    for ``docs``: when ranking will read it anyway (more than :data:`SCORE_ALL` matches are
+    ranked from whole lists), or when the probes would touch most of its blocks."""
+    head = _head(q)
+    if index is None or type(head) is not wq.Term:
+        return False
+    if len(docs) > SCORE_ALL:
+        return True
+    blocks = head.estimate_size(s.reader()) / POSTINGS_PER_BLOCK
+    return len(docs) > 2 * blocks
+
+
+def _probe(s, q, docs: set[int], index: WhooshIndex | None = None) -> set[int]:
+    """Those of ``docs`` that ``q`` matches: a word's blocks that may hold them read (their
+    weights kept for ranking), anything else's documents each looked for with ``skip_to``."""
+    if index is not None and type(q) is wq.Term:
+        try:
+            return {top for top, _, _ in index._probe_postings(s, q.fieldname, q.text, docs)[0]}
+        except _Unsupported:
+            pass
     m = q.matcher(s, s.boolean_context())
     out = set()
     for docnum in sorted(docs):
