@@ -1615,9 +1615,17 @@ class WhooshIndex(SearchIndex):
         Whoosh adds the parts' scores in a tree it builds per segment from their estimated
         sizes (``make_weighted_tree``); the same tree is built here for each segment."""
         q = matches.text_q
-        if type(q) is not wq.And or not 2 <= len(q.subqueries) <= 3 or q.boost != 1.0:
-            return None
         docs = matches.documents(s)
+        if type(q) is not wq.And:  # one part, ranked by what _word_ranking does not take
+            try:
+                scores = self._part_scores(s, q, docs)
+                out = [(scores[top], top) for top in docs]
+            except (_Unsupported, KeyError):
+                return None
+            out.sort(key=lambda item: (-item[0], item[1]))
+            return out[:n]
+        if not 2 <= len(q.subqueries) <= 3 or q.boost != 1.0:
+            return None
         try:
             parts = [self._part_scores(s, part, docs) for part in q.subqueries]
         except _Unsupported:
@@ -1652,17 +1660,29 @@ class WhooshIndex(SearchIndex):
         while type(q) is wq.AndMaybe:
             extras.append(q.b)
             q = q.a
-        if type(q) is wq.Term:
-            main = {top: score for top, _, score in self._term_scores(s, q, only=docs)}
-        elif type(q) is _BodyPhrase:
-            main = self._unit_scores(s, q)
+        if type(q) is wq.Or and 1 <= len(q.subqueries) <= 2 and not q.scale:
+            # (a union of two adds their scores where both match: in either order, the same)
+            main = self._unit_part_scores(s, q.subqueries[0], docs)
+            if len(q.subqueries) == 2:
+                for top, score in self._unit_part_scores(s, q.subqueries[1], docs).items():
+                    main[top] = main[top] + score if top in main else score
+            if q.boost != 1.0:
+                main = {top: score * q.boost for top, score in main.items()}
         else:
-            raise _Unsupported
+            main = self._unit_part_scores(s, q, docs)
         for extra in reversed(extras):  # innermost AndMaybe first, as Whoosh adds
             scores = self._unit_scores(s, extra)
             for top in scores.keys() & main.keys():
                 main[top] = main[top] + scores[top]
         return main
+
+    def _unit_part_scores(self, s, q, docs) -> dict[int, float]:
+        """``{top-level docnum: score}`` of a word for ``docs``, or of a body phrase."""
+        if type(q) is wq.Term:
+            return {top: score for top, _, score in self._term_scores(s, q, only=docs)}
+        if type(q) is _BodyPhrase:
+            return self._unit_scores(s, q)
+        raise _Unsupported
 
     def _unit_scores(self, s, q) -> dict[int, float]:
         """``{top-level docnum: score}`` of every live document a term or a phrase (of
