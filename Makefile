@@ -30,9 +30,17 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+# Every benchmark at its default sizes, one after the other (slow: several build 10,000-document
+# corpora); docs/benchmarks.md gives each one's options. The 100k search run is separate:
+# bench/search.py --docs 100000.
 bench: $(VENV)/.installed-test
 	$(VENV)/bin/python bench/startup.py
-	$(VENV)/bin/python bench/render.py
+	$(VENV)/bin/python bench/search.py
+	$(VENV)/bin/python bench/match.py
+	$(VENV)/bin/python bench/similar_latency.py
+	$(VENV)/bin/python bench/similar_eval.py
+	$(VENV)/bin/python bench/chat.py
+	$(VENV)/bin/python bench/editor.py
 
 clean:
 	rm -rf $(VENV) .wiki-data build *.egg-info

@@ -75,7 +75,7 @@ from whoosh.analysis import (
     Filter,
     LowercaseFilter,
     RegexTokenizer,
-    StemmingAnalyzer,
+    StemFilter,
     StopFilter,
 )
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
@@ -193,7 +193,7 @@ POSTINGS_PER_BLOCK = 128  #: Whoosh's posting lists are read (decompressed, unpi
 PARALLEL_MIN = 2000  #: rebuilds of at least this many documents use several processes
 PARALLEL_PROCS = 2
 INDEX_NAME = "MAIN"  #: Whoosh's default index name: files ``_MAIN_*``, lock ``MAIN_WRITELOCK``
-SCHEMA_VERSION = "4"  #: bump when the schema or an analyzer changes: old indexes are rebuilt
+SCHEMA_VERSION = "5"  #: bump when the schema or an analyzer changes: old indexes are rebuilt
 
 
 class SearchError(Exception):
@@ -283,7 +283,9 @@ def normalise_filter(name: str, value: object) -> str | None:
 
 
 #: English function words: too common to rank by, so left out of the prose fields (a smaller
-#: index, faster to build). Phrases still match across them.
+#: index, faster to build). Each leaves a gap in the positions, so a quoted phrase still needs
+#: its words as far apart as typed: ``"root cause of the outage"`` finds "root cause of an
+#: outage", and ``"health check"`` does not find "health of the check".
 STOP = frozenset(STOP_WORDS) | frozenset("""
 about above after again against all also am any because been before being below between both
 but cannot could did do does doing down during each few further had has having he her here hers
@@ -292,10 +294,12 @@ over own same she should so some such than their theirs them then there these th
 through too under until up very was were what where which while who whom why would yours
 """.split())
 
-#: Prose: words of letters and digits (``_ . - :`` split them), lowercased, stop words dropped,
-#: Porter-stemmed. ``retries`` and ``retry`` meet at ``retri``.
-PROSE_ANALYZER = StemmingAnalyzer(expression=r"[^\W_]+", stoplist=STOP, minsize=2,
-                                  maxsize=MAX_TOKEN_CHARS, cachesize=200_000)
+#: Prose: words of letters and digits (``_ . - :`` split them), lowercased, stop words dropped
+#: (leaving gaps), Porter-stemmed. ``retries`` and ``retry`` meet at ``retri``. (Whoosh's
+#: ``StemmingAnalyzer`` with the stop filter's ``renumber`` off.)
+PROSE_ANALYZER = (RegexTokenizer(r"[^\W_]+") | LowercaseFilter()
+                  | StopFilter(stoplist=STOP, minsize=2, maxsize=MAX_TOKEN_CHARS, renumber=False)
+                  | StemFilter(cachesize=200_000))
 
 #: Error tokens: a run of characters that starts and ends with a letter, digit or ``_`` and may
 #: contain ``. - : / _ + @ # $ % & ~ ^`` inside — ``0x6C``, ``blk_-1608999687919862906``,
@@ -330,6 +334,13 @@ _EXACT_RE = re.compile(EXACT_TOKEN)
 
 def tokens(analyzer, text: str) -> list[str]:
     return [t.text for t in analyzer(text, mode="query")]
+
+
+def placed_tokens(analyzer, text: str) -> tuple[list[str], tuple[int, ...]]:
+    """The tokens of ``text`` and where each is from the first (stop words leave gaps)."""
+    pairs = [(t.text, t.pos) for t in analyzer(text, mode="query", positions=True)]
+    start = pairs[0][1] if pairs else 0
+    return [word for word, _ in pairs], tuple(pos - start for _, pos in pairs)
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -1362,7 +1373,7 @@ class WhooshIndex(SearchIndex):
         """A word or phrase: its error tokens in ``exact`` and its stems in each prose field
         (or only in ``field_name``), each a term or a phrase."""
         exact = tokens(EXACT_ANALYZER, text)
-        prose = tokens(PROSE_ANALYZER, text)
+        prose, offsets = placed_tokens(PROSE_ANALYZER, text)
         ident = d.normalise_id(text) if single and not field_name else None
         subs = []
         if ident:
@@ -1370,14 +1381,14 @@ class WhooshIndex(SearchIndex):
             subs.append(wq.Term("exact", ident.lower(), boost=EXACT_BOOST))
         elif field_name:
             if prose:
-                subs.append(_sequence(field_name, prose))
+                subs.append(_sequence(field_name, prose, offsets))
         else:
             # Every word is in the body, so the body's posting list decides what matches and
             # the other fields only add to the score (a union over fields was twice as slow).
             if exact:
                 subs.append(_exact(text, exact, single))
             if prose:
-                subs.append(_sequence("body", prose))
+                subs.append(_sequence("body", prose, offsets))
         if not subs:
             return None
         if hl is not None:
@@ -1387,7 +1398,7 @@ class WhooshIndex(SearchIndex):
         q = subs[0] if len(subs) == 1 else wq.Or(subs)
         if prose and not field_name and not ident:
             for name in BOOST_FIELDS:
-                q = wq.AndMaybe(q, _sequence(name, prose))
+                q = wq.AndMaybe(q, _sequence(name, prose, offsets))
         return wq.Or([q], boost=boost) if boost != 1.0 else q
 
     def _prefix(self, text: str, field_name: str | None, s, hl: Highlighter | None):
@@ -1564,7 +1575,7 @@ class WhooshIndex(SearchIndex):
         while type(q) is wq.AndMaybe:
             extras.append(q.b)
             q = q.a
-        if type(q) not in (wq.Term, _BodyPhrase):
+        if type(q) not in (wq.Term, _Phrase):
             return None
         allow = matches.docs if matches.narrowed else None
         out = []
@@ -1680,23 +1691,25 @@ class WhooshIndex(SearchIndex):
         """``{top-level docnum: score}`` of a word for ``docs``, or of a body phrase."""
         if type(q) is wq.Term:
             return {top: score for top, _, score in self._term_scores(s, q, only=docs)}
-        if type(q) is _BodyPhrase:
+        if type(q) is _Phrase:
             return self._unit_scores(s, q)
         raise _Unsupported
 
     def _unit_scores(self, s, q) -> dict[int, float]:
-        """``{top-level docnum: score}`` of every live document a term or a phrase (of
-        consecutive words) matches, as Whoosh's matcher scores it."""
+        """``{top-level docnum: score}`` of every live document a term or a phrase matches, as
+        its matcher scores it."""
         if type(q) is wq.Term:
             return {top: score for top, _, score in self._term_scores(s, q)}
-        if type(q) not in (wq.Phrase, _BodyPhrase) or q.slop != 1 or len(q.words) < 2:
+        if type(q) is _Phrase:
+            pass
+        elif type(q) is not wq.Phrase or q.slop != 1 or len(q.words) < 2:
             raise _Unsupported
         field = s.schema[q.fieldname] if q.fieldname in s.schema else None
         if field is None or not field.scorable or not isinstance(s.weighting, scoring.BM25F):
             raise _Unsupported
         out: dict[int, float] = {}
         for leaf, offset in s.leaf_searchers():
-            if type(q) is _BodyPhrase:
+            if type(q) is _Phrase:
                 docs, weights = q.leaf_matches(leaf)
             else:
                 docs, weights = _phrase_leaf_matches(leaf, q.fieldname, q.words)
@@ -1718,7 +1731,7 @@ class WhooshIndex(SearchIndex):
                         score = memo[key] = scorers[word]._score(weight, byte_to_length(lbyte))
                     parts.append(score)
                 score = _tree_sum(parts)
-                if q.boost != 1.0 or type(q) is _BodyPhrase:
+                if q.boost != 1.0 or type(q) is _Phrase:
                     score = score * q.boost  # (as the wrapping matcher does)
                 out[docnum + offset] = score
         return out
@@ -1961,23 +1974,42 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _sequence(fieldname: str, words: list[str], boost: float = 1.0):
+def _sequence(fieldname: str, words: list[str], offsets: tuple[int, ...] | None = None,
+              boost: float = 1.0):
     if len(words) == 1:
         return wq.Term(fieldname, words[0], boost=boost)
-    if fieldname == "body":
-        return _BodyPhrase(fieldname, words, boost=boost)
-    return wq.Phrase(fieldname, words, boost=boost)
+    return _Phrase(fieldname, words, boost=boost, offsets=offsets)
 
 
-class _BodyPhrase(wq.Phrase):
-    """A phrase of the body whose documents are found once per segment (Whoosh's position
-    check, the costly part) and then only scored: the same documents and the same scores as
-    :class:`whoosh.query.Phrase` (the sum of its words' scores), without checking positions a
-    second time when ranking."""
+class _Phrase(wq.Phrase):
+    """A phrase of a prose field: its words at these ``offsets`` from the first (consecutive
+    unless stop words left gaps). Its documents are found once per segment (the position check,
+    the costly part) and then only scored, as :class:`whoosh.query.Phrase` scores: the sum of
+    its words' scores. (Whoosh's own phrase only knows consecutive words.)"""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, fieldname, words, boost: float = 1.0,
+                 offsets: tuple[int, ...] | None = None):
+        super().__init__(fieldname, words, boost=boost)
+        self.offsets = tuple(offsets) if offsets is not None else tuple(range(len(words)))
+        if len(self.offsets) != len(self.words):
+            raise ValueError("one offset per word")
         self._found: dict[int, tuple] = {}  #: id(leaf searcher) → (leaf searcher, sorted ids)
+
+    def __repr__(self) -> str:  # (part of the matches cache's key)
+        return f"_Phrase({self.fieldname!r}, {self.words!r}, offsets={self.offsets!r}, " \
+               f"boost={self.boost:f})"
+
+    def __eq__(self, other) -> bool:
+        return super().__eq__(other) and self.offsets == getattr(other, "offsets", None)
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self.offsets))
+
+    def copy(self):
+        return _Phrase(self.fieldname, list(self.words), boost=self.boost, offsets=self.offsets)
+
+    def normalize(self):
+        return self
 
     def leaf_docs(self, leaf) -> list[int]:
         return self.leaf_matches(leaf)[0]
@@ -1986,7 +2018,8 @@ class _BodyPhrase(wq.Phrase):
         """``(sorted docnums, {word: {docnum: weight}})`` of a segment (or weights None)."""
         found = self._found.get(id(leaf))
         if found is None or found[0] is not leaf:
-            found = (leaf, _phrase_leaf_matches(leaf, self.fieldname, self.words))
+            found = (leaf, _phrase_leaf_matches(leaf, self.fieldname, self.words,
+                                                self.offsets))
             self._found[id(leaf)] = found
         return found[1]
 
@@ -2004,18 +2037,19 @@ class _BodyPhrase(wq.Phrase):
         return _ListedMatcher(make_binary_tree(IntersectionMatcher, terms), ids, self.boost)
 
 
-def _phrase_leaf_docs(leaf, fieldname: str, words: list[str]) -> list[int]:
-    return _phrase_leaf_matches(leaf, fieldname, words)[0]
-
-
-def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
-    """Sorted numbers of the segment's documents with ``words`` at consecutive positions of
-    ``fieldname``: Whoosh's phrase match, reading each word's posting list once, block by block,
-    and decoding positions only for the documents that have every word (Whoosh's span matcher
-    costs several times more per document)."""
+def _phrase_leaf_matches(leaf, fieldname: str, words: list[str],
+                         offsets: tuple[int, ...] | None = None):
+    """``(sorted docnums, {word: {docnum: weight}})``: the segment's documents with ``words``
+    at these ``offsets`` from the first (consecutive by default) in ``fieldname``, and the
+    words' weights there. Each word's posting list is read once, block by block, and positions
+    are decoded only for the documents that have every word (Whoosh's span matcher costs
+    several times more per document)."""
     reader = leaf.reader()
     field = leaf.schema[fieldname] if fieldname in leaf.schema else None
+    offsets = tuple(offsets) if offsets is not None else tuple(range(len(words)))
     if field is None or type(field.format) is not wformats.Positions:
+        if offsets != tuple(range(len(words))):
+            raise _Unsupported  # (not an index this module writes)
         return sorted(wq.Phrase(fieldname, words).docs(leaf)), None
     values: dict[str, dict] = {}  # word → {docnum: encoded positions}
     weighed: dict[str, dict] = {}  # word → {docnum: weight}
@@ -2031,6 +2065,8 @@ def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
         if isinstance(m, FilterMatcher):
             deleted, m = m._ids, reader._terms.matcher(fieldname, text, field.format)
         if not isinstance(m, W3LeafMatcher):
+            if offsets != tuple(range(len(words))):
+                raise _Unsupported
             return sorted(wq.Phrase(fieldname, words).docs(leaf)), None
         found, weights = {}, {}
         while m.is_active():
@@ -2051,18 +2087,19 @@ def _phrase_leaf_matches(leaf, fieldname: str, words: list[str]):
     out = []
     if len(words) == 2:  # the common case, with no Python call per position
         first, second = values[words[0]], values[words[1]]
+        gap = offsets[1] - offsets[0]
         for docnum in sorted(candidates):
-            # positions are deltas: the second word's, less one, meet the first word's where
-            # the words are next to each other (``initial=-1`` adds a -1 that meets nothing)
+            # positions are deltas: the second word's, less the gap, meet the first word's
+            # where the words are that far apart (``initial=-gap`` adds one that meets nothing)
             if not set(accumulate(loads(first[docnum][_INT_SIZE:]))).isdisjoint(
-                    accumulate(loads(second[docnum][_INT_SIZE:]), initial=-1)):
+                    accumulate(loads(second[docnum][_INT_SIZE:]), initial=-gap)):
                 out.append(docnum)
     else:
-        rest = range(1, len(words))
+        rest = [(k, offsets[k] - offsets[0]) for k in range(1, len(words))]
         for docnum in sorted(candidates):
             positions = {word: list(_positions(found[docnum])) for word, found in values.items()}
-            later = [set(positions[words[k]]) for k in rest]
-            if any(all(p + k in later[k - 1] for k in rest) for p in positions[words[0]]):
+            later = {k: set(positions[words[k]]) for k, _ in rest}
+            if any(all(p + gap in later[k] for k, gap in rest) for p in positions[words[0]]):
                 out.append(docnum)
     return out, {word: {d: found[d] for d in out} for word, found in weighed.items()}
 
@@ -2221,7 +2258,7 @@ def _docset(s, q, index: WhooshIndex | None = None) -> set[int]:
         return docs - _docset(s, q.b, index) if docs else docs
     if kind is wq.ConstantScoreQuery:
         return _docset(s, q.child, index)
-    if kind is _BodyPhrase:
+    if kind is _Phrase:
         return _leafwise(s, q.leaf_docs)
     if kind is wq.Term:
         if index is not None:
