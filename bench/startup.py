@@ -165,7 +165,8 @@ def measure(label: str, content: Path, repeats: int = 3, requests: int = 200) ->
         cold_s = statistics.median(r["seconds"] for r in cold)
         rows.append(("start-up, first (empty data dir)", fmt(cold_s),
                      f"{fmt(bare_s)} without sync"))
-        rows.append(("start-up, unchanged content", fmt(statistics.median(r["seconds"] for r in warm)),
+        rows.append(("start-up, unchanged content",
+                     fmt(statistics.median(r["seconds"] for r in warm)),
                      f"{fmt(bare_s)} without sync"))
 
         phases = instrument()

@@ -68,8 +68,10 @@ def test_tags_services_action_items_and_links(wiki):
         items, total = db.open_action_items(s)
         assert total == 1 and items[0][0].title == "Warm the cache before a flush"
         back = db.backlinks(s, "SIG-1")
-        assert [(row.id, fields) for row, fields in back] == [("PM-1", ["mentions", "signatures"])] \
-            or [(row.id, sorted(fields)) for row, fields in back] == [("PM-1", ["mentions", "signatures"])]
+        assert ([(row.id, fields) for row, fields in back]
+                == [("PM-1", ["mentions", "signatures"])]
+                or [(row.id, sorted(fields)) for row, fields in back]
+                == [("PM-1", ["mentions", "signatures"])])
 
 
 def test_broken_file_becomes_a_problem_and_recovers(wiki, content_dir):
@@ -117,15 +119,18 @@ def test_full_sync_rebuilds_from_files(wiki, content_dir):
 
 
 def test_filters_and_facets(wiki, content_dir):
-    for n, (sev, service, year) in enumerate([("SEV1", "payments", 2021), ("SEV3", "search", 2022)], 2):
+    for n, (sev, service, year) in enumerate(
+            [("SEV1", "payments", 2021), ("SEV3", "search", 2022)], 2):
         write_doc(content_dir, f"postmortems/PM-{n}.md",
                   MINIMAL_PM.replace("PM-1", f"PM-{n}").replace("SEV2", sev)
-                  .replace("[checkout, cache]", f"[{service}]").replace("2023-05-02", f"{year}-05-02"))
+                  .replace("[checkout, cache]", f"[{service}]")
+                  .replace("2023-05-02", f"{year}-05-02"))
     wiki.sync()
     with wiki.session() as s:
         got, total = db.list_documents(s, db.Filters(kind="postmortem", severity=["SEV1", "SEV3"]))
         assert total == 2 and {r.id for r in got} == {"PM-2", "PM-3"}
-        got, total = db.list_documents(s, db.Filters(kind="postmortem", service=["Payments"], year=[2021]))
+        got, total = db.list_documents(
+            s, db.Filters(kind="postmortem", service=["Payments"], year=[2021]))
         assert [r.id for r in got] == ["PM-2"]
         got, _ = db.list_documents(s, db.Filters(kind="postmortem"), sort="date")
         assert [r.id for r in got] == ["PM-1", "PM-3", "PM-2"]
@@ -136,7 +141,8 @@ def test_filters_and_facets(wiki, content_dir):
 
 def test_create_and_update_through_wiki(wiki):
     wiki.sync()
-    doc = wiki.create("postmortem", {"title": "Fresh incident", "severity": "SEV4"}, "## Summary\nNew.")
+    doc = wiki.create("postmortem", {"title": "Fresh incident", "severity": "SEV4"},
+                      "## Summary\nNew.")
     assert doc.id == "PM-2" and rows(wiki)["PM-2"].severity == "SEV4"
     updated = wiki.update(doc.id, {**doc.front_matter, "title": "Fresh incident, renamed"},
                           doc.body, base_revision=doc.revision)

@@ -1,4 +1,4 @@
-"""Documentation keeps up with the code: every setting and every front-matter field is documented."""
+"""Documentation keeps up with the code: every setting and front-matter field is documented."""
 
 from __future__ import annotations
 

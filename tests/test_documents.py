@@ -220,8 +220,8 @@ def test_ids():
     assert d.normalise_id("pm-7") == "PM-7"
     assert d.normalise_id("SIG-03") is None
     assert d.normalise_id("PM-") is None
-    assert [m.group(0) for m in d.ID_IN_TEXT_RE.finditer("see PM-7, SIG-2; not XPM-1 or PM-1a")] == \
-        ["PM-7", "SIG-2"]
+    assert [m.group(0) for m in d.ID_IN_TEXT_RE.finditer(
+        "see PM-7, SIG-2; not XPM-1 or PM-1a")] == ["PM-7", "SIG-2"]
 
 
 def test_new_document_applies_defaults():
@@ -262,7 +262,8 @@ TRICKY_FRONT_MATTER = [
     "\nid: PM-1\ntitle: x\n? [a, b]\n: unhashable\n",
     "\nid: PM-1\n%YAML 1.1\n",
     # explicit tags and unusual keys: left to PyYAML's own constructor, same result
-    "\nid: PM-1\ntitle: x\na: !!int 0x1F\nb: !!bool yes\nc: !!str 12\nd: !!null ''\ne: !!int '12'\n",
+    "\nid: PM-1\ntitle: x\na: !!int 0x1F\nb: !!bool yes\nc: !!str 12\n"
+    "d: !!null ''\ne: !!int '12'\n",
     "\nid: PM-1\ntitle: x\nf: !!float 1.5\ng: !!timestamp 2022-01-01\nh: !!binary aGk=\n",
     "\nid: PM-1\ntitle: x\ns: !!set {a, b}\no: !!omap [{a: 1}, {b: 2}]\np: !!pairs [{a: 1}]\n",
     "\nid: PM-1\ntitle: x\n1: int key\n~: null key\ntrue: bool key\n-0: minus zero\n+7: plus\n",
@@ -370,7 +371,8 @@ def test_ids_in_text_finds_what_the_look_behind_regex_finds():
     def reference(text):
         return [f"{m.group(1)}-{m.group(2)}" for m in d.ID_IN_TEXT_RE.finditer(text)]
 
-    fixed = "PM-1 xPM-2 /PM-3 -PM-4 _PM-5 é PM-6 éPM-7 PM-8a PM-9- (SIG-10) PM-0 ٣PM-11 SIG-SIG-3 PPM-4"
+    fixed = ("PM-1 xPM-2 /PM-3 -PM-4 _PM-5 é PM-6 éPM-7 PM-8a PM-9- (SIG-10) PM-0 ٣PM-11 "
+             "SIG-SIG-3 PPM-4")
     assert list(d.ids_in_text(fixed)) == reference(fixed) == ["PM-1", "PM-6", "SIG-10"]
 
     @settings(max_examples=400, deadline=None)
@@ -392,6 +394,7 @@ def test_sections_are_split_again_when_the_body_changes():
 
 
 def test_aliases_keep_pyyamls_sharing_and_recursion():
-    data, _ = d.load_front_matter("\nid: PM-1\ntitle: x\nlist: &l [a, b]\nagain: *l\nrec: &r [*r]\n")
+    data, _ = d.load_front_matter(
+        "\nid: PM-1\ntitle: x\nlist: &l [a, b]\nagain: *l\nrec: &r [*r]\n")
     assert data["again"] is data["list"] == ["a", "b"]
     assert data["rec"][0] is data["rec"]

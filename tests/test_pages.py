@@ -417,7 +417,8 @@ def url_scheme(value: str) -> str | None:
 
 
 #: The wiki's own scripts that reading pages may load ("Copy link", "/" to search); nothing else.
-OWN_SCRIPTS = re.compile(r'<script src="/static/js/(?:csrf|copy-link|shortcuts)\.js" defer></script>')
+OWN_SCRIPTS = re.compile(
+    r'<script src="/static/js/(?:csrf|copy-link|shortcuts)\.js" defer></script>')
 
 
 def assert_safe(html: str, url: str) -> None:

@@ -21,7 +21,8 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.config.update(settings)
     if not app.debug and not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from . import app_state, auth, cli, errors, history, render, search, security
     from .views import api, editor, pages

@@ -123,7 +123,8 @@ def load(overrides: dict | None = None, environ: dict | None = None) -> dict:
         config[setting.key] = value
 
     content = config["CONTENT_DIR"]
-    if content == "./content" and not Path("content").is_dir() and "WIKI_CONTENT_DIR" not in environ:
+    if (content == "./content" and not Path("content").is_dir()
+            and "WIKI_CONTENT_DIR" not in environ):
         content = _find_default_dir("content")
     config["CONTENT_DIR"] = Path(content).resolve()
     config["DATA_DIR"] = Path(config["DATA_DIR"]).resolve()

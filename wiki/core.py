@@ -41,7 +41,8 @@ class Wiki:
         self.store = make_store(config)
         self.vocab = self.store.vocab
         self.engine = db.make_engine(config["DATABASE_URL"], self.data_dir / "locks")
-        self.listeners: list = []  #: objects with on_sync(report, wiki, full) / on_save(doc, wiki, …)
+        #: objects with on_sync(report, wiki, full) / on_save(doc, wiki, …)
+        self.listeners: list = []
 
     # -- sessions and sync -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, func, insert, or_
@@ -119,7 +119,7 @@ def document_values(doc: d.Document) -> dict:
         detection=fm.get("detection"),
         incident_commander=fm.get("incident_commander"),
         summary=doc.summary[:2000],
-        started_at=started.astimezone(timezone.utc) if started else None,
+        started_at=started.astimezone(UTC) if started else None,
         time_to_detect=_seconds(durations["time_to_detect"]),
         time_to_mitigate=_seconds(durations["time_to_mitigate"]),
         time_to_resolve=_seconds(durations["time_to_resolve"]),
@@ -435,7 +435,8 @@ def titles(session: Session, ids: Iterable[str]) -> dict[str, DocumentRow]:
     ids = [i for i in dict.fromkeys(ids) if i]
     if not ids:
         return {}
-    return {row.id: row for row in session.exec(select(DocumentRow).where(col(DocumentRow.id).in_(ids)))}
+    return {row.id: row
+            for row in session.exec(select(DocumentRow).where(col(DocumentRow.id).in_(ids)))}
 
 
 def backlinks(session: Session, doc_id: str) -> list[tuple[DocumentRow, list[str]]]:
@@ -453,7 +454,9 @@ def _id_number(ident: str) -> int:
     return parsed[1] if parsed else 0
 
 
-def recent(session: Session, kind: str, limit: int = 8, status: str | None = None) -> list[DocumentRow]:
+def recent(
+    session: Session, kind: str, limit: int = 8, status: str | None = None
+) -> list[DocumentRow]:
     stmt = select(DocumentRow).where(DocumentRow.kind == kind)
     if status:
         stmt = stmt.where(DocumentRow.status == status)
@@ -461,8 +464,11 @@ def recent(session: Session, kind: str, limit: int = 8, status: str | None = Non
     return list(session.exec(stmt))
 
 
-def open_action_items(session: Session, limit: int | None = None) -> tuple[list[tuple[ActionItemRow, DocumentRow]], int]:
-    base = (select(ActionItemRow, DocumentRow).join(DocumentRow, DocumentRow.id == ActionItemRow.doc_id)
+def open_action_items(
+    session: Session, limit: int | None = None
+) -> tuple[list[tuple[ActionItemRow, DocumentRow]], int]:
+    base = (select(ActionItemRow, DocumentRow)
+            .join(DocumentRow, DocumentRow.id == ActionItemRow.doc_id)
             .where(ActionItemRow.status == "open"))
     total = session.exec(select(func.count()).select_from(ActionItemRow)
                          .where(ActionItemRow.status == "open")).one()
@@ -486,7 +492,8 @@ def named_values(session: Session, table, kind: str | None = None) -> list[tuple
     """Every tag or service with the number of documents using it."""
     stmt = select(table.name, func.count()).group_by(table.name)
     if kind:
-        stmt = stmt.join(DocumentRow, DocumentRow.id == table.doc_id).where(DocumentRow.kind == kind)
+        stmt = (stmt.join(DocumentRow, DocumentRow.id == table.doc_id)
+                .where(DocumentRow.kind == kind))
     return sorted(session.exec(stmt), key=lambda r: (-r[1], r[0].lower()))
 
 
@@ -518,4 +525,4 @@ def search_rows(session: Session, text: str, limit: int = 20) -> list[DocumentRo
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import frontmatter
 import yaml
@@ -67,7 +68,8 @@ SIGNATURE = Kind(
     folder="signatures",
     plural="signatures",
     statuses=("active", "retired"),
-    sections=("How to recognise it", "Why it happens", "How to confirm", "Fix or workaround", "Seen in"),
+    sections=("How to recognise it", "Why it happens", "How to confirm", "Fix or workaround",
+              "Seen in"),
 )
 KINDS: dict[str, Kind] = {POSTMORTEM.name: POSTMORTEM, SIGNATURE.name: SIGNATURE}
 KIND_BY_PREFIX: dict[str, Kind] = {k.prefix: k for k in KINDS.values()}
@@ -539,7 +541,10 @@ SIGNATURE_FIELDS: dict[str, Converter] = {
     "not_examples": _strings,
     **DATES,
 }
-FIELDS: dict[str, dict[str, Converter]] = {"postmortem": POSTMORTEM_FIELDS, "signature": SIGNATURE_FIELDS}
+FIELDS: dict[str, dict[str, Converter]] = {
+    "postmortem": POSTMORTEM_FIELDS,
+    "signature": SIGNATURE_FIELDS,
+}
 DEFAULTS: dict[str, dict[str, Any]] = {
     "postmortem": {"status": "draft"},
     "signature": {"status": "active", "match": "all"},
@@ -736,7 +741,8 @@ def split_front_matter(text: str) -> tuple[str, str]:
     try:
         fm, body = handler.split(text)
     except ValueError:
-        raise DocumentError([FieldError(None, "front matter is not closed by a '---' line", 1)]) from None
+        raise DocumentError(
+            [FieldError(None, "front matter is not closed by a '---' line", 1)]) from None
     return fm, body.lstrip("\n")
 
 
@@ -766,7 +772,8 @@ def _load_front_matter(fm: str, loader_class: type) -> tuple[dict, dict[str, int
         if node is None:
             return {}, {}
         if not isinstance(node, yaml.MappingNode):
-            raise DocumentError([FieldError(None, "front matter must be a mapping of field: value", 2)])
+            raise DocumentError(
+                [FieldError(None, "front matter must be a mapping of field: value", 2)])
         data = None
         if loader_class is _CLoader:
             try:
@@ -779,7 +786,8 @@ def _load_front_matter(fm: str, loader_class: type) -> tuple[dict, dict[str, int
         line = fm[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
         what = (f"unacceptable character #x{exc.character:04x}" if isinstance(exc.character, int)
                 else "unacceptable byte")
-        raise DocumentError([FieldError(None, f"invalid YAML: {what}: {exc.reason}", line)]) from None
+        raise DocumentError(
+            [FieldError(None, f"invalid YAML: {what}: {exc.reason}", line)]) from None
     except yaml.YAMLError as exc:
         # YAML notices an unclosed bracket or quote where the text ends; the line where the
         # construct started (the context mark) is the one to show the author.
@@ -828,7 +836,8 @@ def parse(
         if kind is None and parse_id(loaded.get("id")):
             kind = parse_id(loaded.get("id"))[0]
         if kind is None:
-            raise DocumentError([FieldError("id", "cannot tell the kind of this document", lines.get("id"))])
+            raise DocumentError(
+                [FieldError("id", "cannot tell the kind of this document", lines.get("id"))])
         kind = KINDS[kind] if isinstance(kind, str) else kind
         front_matter = validate(kind, loaded, vocab, lines)
     except DocumentError as exc:
@@ -853,7 +862,8 @@ def validate(
             out[key] = value  # unknown field: kept exactly as loaded
             continue
         if value is None or value == "" or value == []:
-            out[key] = [] if convert in (_text_list, _id_list, _strings, _patterns, _action_items) else None
+            out[key] = ([] if convert in (_text_list, _id_list, _strings, _patterns, _action_items)
+                        else None)
             continue
         try:
             out[key] = convert(value, vocab)
@@ -867,21 +877,24 @@ def validate(
     else:
         parsed = parse_id(ident)
         if parsed is None:
-            errors.append(FieldError("id", f"{ident!r} is not an id like {kind.prefix}-7", lines.get("id")))
+            errors.append(FieldError("id", f"{ident!r} is not an id like {kind.prefix}-7",
+                                     lines.get("id")))
         elif parsed[0] is not kind:
             errors.append(FieldError(
-                "id", f"{ident!r} is a {parsed[0].name} id but this is a {kind.name}", lines.get("id")
+                "id", f"{ident!r} is a {parsed[0].name} id but this is a {kind.name}",
+                lines.get("id"),
             ))
         else:
             out["id"] = f"{parsed[0].prefix}-{parsed[1]}"
     if not out.get("title") and "title" not in {e.field for e in errors}:
-        errors.append(FieldError("title", "missing: every document needs a title", lines.get("title")))
+        errors.append(FieldError("title", "missing: every document needs a title",
+                                 lines.get("title")))
     if out.get("title") and not out.get("slug"):
         out["slug"] = slugify(out["title"])
 
     if kind is POSTMORTEM:
         stamps = [(k, out.get(k)) for k in TIMESTAMPS if isinstance(out.get(k), datetime)]
-        for (a, ta), (b, tb) in zip(stamps, stamps[1:]):
+        for (a, ta), (b, tb) in zip(stamps, stamps[1:], strict=False):
             if tb < ta:
                 errors.append(FieldError(b, f"is before {a} ({tb.isoformat()} < {ta.isoformat()})",
                                          lines.get(b)))

@@ -1,4 +1,4 @@
-"""One error type and one handler: HTML pages from ``errors/<status>.html``, JSON under ``/api/``."""
+"""One error type, one handler: HTML pages from ``errors/<status>.html``, JSON under ``/api/``."""
 
 from __future__ import annotations
 

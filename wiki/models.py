@@ -1,6 +1,7 @@
 """SQLModel tables: metadata derived from ``content/`` for lists, filters and links.
 
-Nothing here is the source of truth: every row can be rebuilt from the files (``wiki reindex --full``).
+Nothing here is the source of truth: every row can be rebuilt from the files
+(``wiki reindex --full``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import datetime as dt
 
 from sqlalchemy import JSON, BigInteger, Column, Text
 from sqlmodel import Field, SQLModel
-
 
 #: Bump when a table changes: the database is derived, so a mismatch drops and rebuilds it.
 SCHEMA_VERSION = 2
@@ -84,7 +84,8 @@ class LinkRow(SQLModel, table=True):
 
     source: str = Field(primary_key=True, foreign_key="document.id", max_length=20)
     target: str = Field(primary_key=True, index=True, max_length=20)
-    field: str = Field(primary_key=True, max_length=20)  #: related | signatures | incidents | mentions
+    #: related | signatures | incidents | mentions
+    field: str = Field(primary_key=True, max_length=20)
 
 
 class FileState(SQLModel, table=True):

@@ -150,7 +150,8 @@ class Store:
         except FileNotFoundError:
             raise NotFound(rel) from None
         except OSError as exc:
-            raise d.DocumentError([d.FieldError(None, f"cannot read: {exc.strerror}")], rel) from None
+            raise d.DocumentError(
+                [d.FieldError(None, f"cannot read: {exc.strerror}")], rel) from None
         return d.parse(data, d.kind_for_path(rel), rel, self.vocab, self.max_bytes)
 
     def read_or_problems(self, rel: str) -> tuple[d.Document | None, list[Problem]]:
@@ -160,7 +161,7 @@ class Store:
             return None, problems_from(exc, rel)
 
     def scan(self) -> tuple[dict[str, d.Document], list[Problem]]:
-        """Read everything: ``{id: Document}`` and the problems. The first path wins a duplicate id."""
+        """Read everything: ``{id: Document}`` and problems; the first path wins a duplicate id."""
         docs: dict[str, d.Document] = {}
         problems: list[Problem] = []
         for info in self.files():
@@ -190,7 +191,7 @@ class Store:
         return {str(k): int(v) for k, v in data.items() if str(v).isdigit()}
 
     def allocate_id(self, kind: d.Kind, taken: set[str] | None = None) -> str:
-        """The next id of a kind: above the counter and above every id on disk; then bump the counter."""
+        """The next id of a kind: above the counter and every id on disk; then bump the counter."""
         with file_lock(self.data_dir / "locks" / "ids.lock"):
             counters = self._read_counters()
             highest = counters.get(kind.prefix, 1) - 1
@@ -268,4 +269,5 @@ class Store:
 
 
 def problems_from(exc: d.DocumentError, rel: str) -> list[Problem]:
-    return [Problem(rel, e.message, e.line, e.field) for e in exc.errors] or [Problem(rel, str(exc))]
+    return ([Problem(rel, e.message, e.line, e.field) for e in exc.errors]
+            or [Problem(rel, str(exc))])

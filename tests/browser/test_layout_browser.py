@@ -13,7 +13,8 @@ pytestmark = pytest.mark.browser
 PAGES = ["/", "/postmortems/", "/signatures/", "/tags/", "/services/", "/seen",
          "/search?q=retry", "/search/help", "/new", "/problems"]
 PAGES += [f"/{path.stem.split('-')[0]}-{path.stem.split('-')[1]}"
-          for kind in ("postmortems", "signatures") for path in sorted((DEMO_CONTENT / kind).glob("*.md"))]
+          for kind in ("postmortems", "signatures")
+          for path in sorted((DEMO_CONTENT / kind).glob("*.md"))]
 
 #: Elements further right than the viewport, outside the places that scroll on purpose (code
 #: blocks, wide tables, the phone's swipeable navigation strip).

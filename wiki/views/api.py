@@ -82,7 +82,8 @@ def document_json(doc: d.Document, include_body: bool = True) -> dict:
 
 @bp.get("/documents")
 def list_documents():
-    """``?kind=postmortem|signature&limit=&offset=`` → ``{"total", "limit", "offset", "documents"}``."""
+    """``?kind=postmortem|signature&limit=&offset=`` →
+    ``{"total", "limit", "offset", "documents"}``."""
     kind = request.args.get("kind") or None
     if kind is not None and kind not in d.KINDS:
         raise WikiError(400, f"kind must be one of {', '.join(d.KINDS)}, got {kind!r}")
@@ -107,7 +108,7 @@ def list_documents():
 
 @bp.get("/documents/<ident>")
 def get_document(ident: str):
-    """One document: id, kind, title, url, front_matter (unknown fields included), body, revision."""
+    """One document: id, kind, title, url, front_matter (unknown fields too), body, revision."""
     doc = get_document_or_404(ident)
     response = jsonify(document_json(doc))
     response.set_etag(doc.revision)
