@@ -2233,7 +2233,7 @@ def _docset(s, q, index: WhooshIndex | None = None) -> set[int]:
         return set()
     kind = type(q)
     if kind is wq.And:
-        # the rarest first; a much longer one is only probed with skip_to, not read whole
+        # the rarest first; a much longer one is only probed for those (see _read_whole)
         reader = s.reader()
         out = None
         for sub in sorted(q.subqueries, key=lambda sub: sub.estimate_size(reader)):
