@@ -803,6 +803,22 @@ def test_phrases_with_gaps_match_the_documents_positions(generated):
     assert gapped > 20
 
 
+def test_packed_positions_round_trip_as_whooshs_format_does():
+    from whoosh import formats
+
+    fmt, theirs = s.PackedPositions(field_boost=2.0), formats.Positions(field_boost=2.0)
+    for positions in ([0], [3, 4, 900], list(range(0, 70_000, 7)), [2**32 - 1]):
+        value = fmt.encode(positions)
+        assert fmt.decode_positions(value) == theirs.decode_positions(theirs.encode(positions))
+        assert fmt.decode_frequency(value) == len(positions)
+        assert fmt.decode_weight(value) == 2.0 * len(positions)
+    assert fmt.decode_positions(fmt.combine([fmt.encode([5, 1]), fmt.encode([3])])) == [1, 3, 5]
+    words = {w: (freq, value) for w, freq, _, value in
+             fmt.word_values("retry the retries, then retry", s.PROSE_ANALYZER)}
+    assert {w: fmt.decode_positions(v) for w, (_, v) in words.items()} == \
+        {"retri": [0, 2, 4]}  # (stop words keep their place)
+
+
 def test_body_phrases_match_whoosh_phrases(generated):
     from whoosh import query as wq
 
