@@ -285,8 +285,9 @@ def bench_size(n_docs: int, n_queries: int, seed: int, workdir: Path, log,
 
     def save() -> None:
         if reuse or saved_path.parent.exists():
-            keep = {k: out[k] for k in ("corpus", "db_sync_s", "index_build_s", "build_rate",
-                                       "full_rebuild_s", "fts5_build_s") if k in out}
+            keys = ("corpus", "db_sync_s", "index_build_s", "build_rate", "full_rebuild_s",
+                    "fts5_build_s")  # (an earlier run's figures are kept until remeasured)
+            keep = {k: out[k] if k in out else saved[k] for k in keys if k in out or k in saved}
             keep["schema"] = wsearch.SCHEMA_VERSION
             keep["reused_from"] = saved.get("reused_from") or time.strftime("%Y-%m-%d %H:%M")
             saved_path.write_text(json.dumps(keep, indent=2))
@@ -365,6 +366,8 @@ def bench_size(n_docs: int, n_queries: int, seed: int, workdir: Path, log,
     out["fts5_bytes"] = sum(f.stat().st_size for f in root.glob("fts5.db*"))
     log(f"FTS5 on disk: {out['fts5_bytes'] / 1e6:.1f} MB")
 
+    if not isinstance(docs, LazyDocs):  # the same queries whether the index was reused or not
+        docs = LazyDocs(wiki.store, out["corpus"])
     queries = make_queries(samples, docs, n_queries, seed)
     warm = [dict(q) for q in queries["term"][:10]]
     run_api(client, search, warm)  # open the searcher, fill the facet caches
