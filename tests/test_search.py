@@ -171,6 +171,30 @@ def test_error_tokens_are_kept_whole():
     assert prose == ["retri", "retri", "econnreset", "oomkil"]
 
 
+def test_prose_words_are_the_prose_analyzers_words():
+    """The fast path gives exactly the analyzer's words: demo content, odd Unicode, long words,
+    stop words, identifiers (the naughty strings have their own test below)."""
+    import random
+
+    from conftest import DEMO_CONTENT
+
+    texts = [path.read_text("utf-8") for path in sorted(DEMO_CONTENT.rglob("*.md"))]
+    texts += ["İstanbul ǅemal ßtraße ﬁle ＦＵＬＬ x² ½ ٣٤ 𝔘𝔫𝔦 e\u0301 ñ", "a " * 5 + "I am it",
+              "x" * (s.MAX_TOKEN_CHARS + 1) + " " + "y" * s.MAX_TOKEN_CHARS,
+              "getHTTPResponse_code snake_case kebab-case dotted.name 3xx v1.2.3"]
+    rng = random.Random(4)
+    alphabet = "abcdeiost _-.:'’İıßǅ\u0301½٣𝔘\n"
+    texts += ["".join(rng.choice(alphabet) for _ in range(200)) for _ in range(200)]
+    assert len(texts) > 220
+    for text in texts:
+        assert s.prose_words(text) == s.tokens(s.PROSE_ANALYZER, text), text[:80]
+
+
+def test_prose_words_match_on_naughty_strings(naughty_strings):
+    for text in naughty_strings:
+        assert s.prose_words(text) == s.tokens(s.PROSE_ANALYZER, text), text
+
+
 def test_document_fields_store_sections_for_snippets():
     fields = s.document_fields(CORPUS[0])
     assert fields["id"] == "PM-1" and fields["kind"] == "postmortem"

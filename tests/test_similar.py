@@ -352,6 +352,24 @@ def test_a_wiki_without_flask(tmp_path, demo_copy):
     assert ids(engine_.similar(RELAY_DRAFT))[0] == "PM-3"
 
 
+def test_lexical_features_take_the_fast_words_for_the_index_analyzer(demo_app, monkeypatch):
+    """The index's own prose analyzer (unpickled with the index) is recognised, so a sync
+    reads words by wiki.search.prose_words; another analyzer is still run as it is."""
+    from whoosh.analysis import StandardAnalyzer
+
+    e = engine(demo_app)
+    schema = e._searcher().schema
+    assert sim._is_prose(schema["title"].analyzer)
+    assert not sim._is_prose(StandardAnalyzer())
+    text = "Retries retrying the getBlockLocations call timed out"
+    expected = e.lexical_features(text, "Retry storm")
+    calls = []
+    monkeypatch.setattr(sim.wsearch, "prose_words",
+                        lambda t: calls.append(t) or [w.text for w in schema["title"].analyzer(
+                            t, mode="query")])
+    assert e.lexical_features(text, "Retry storm") == expected and calls
+
+
 # --------------------------------------------------------------------------------------------
 # Evidence of a text
 

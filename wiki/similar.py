@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from . import documents as d
+from . import search as wsearch
 from . import signatures as sig
 
 log = logging.getLogger(__name__)
@@ -536,15 +537,15 @@ class SimilarIndex:
             if s is None or "body" not in s.schema.names():
                 return {}
             analyzer = _prose_analyzer(s.schema)
-            counts = Counter(t.text for t in analyzer(text, mode="query"))
+            counts = Counter(_words(analyzer, text))
             parts, idents = self._parts(analyzer, text)
-            title_words = {t.text for t in analyzer(title, mode="query")} if title else set()
+            title_words = set(_words(analyzer, title)) if title else set()
             title_parts = self._parts(analyzer, title)[0] if title else Counter()
             reader = s.reader()
             n_docs = max(s.doc_count(), 1)
-            idf = {term: _idf(n_docs, self._df(reader, term) or 1) for term in counts + parts}
-            total = sum(((1 + math.log(tf)) * idf[term]) ** 2
-                        for term, tf in (counts + parts).items())
+            both = counts + parts
+            idf = {term: _idf(n_docs, self._df(reader, term) or 1) for term in both}
+            total = sum(((1 + math.log(tf)) * idf[term]) ** 2 for term, tf in both.items())
             title_terms = sorted(title_words | set(title_parts))
             mass = sum(idf.get(t) or _idf(n_docs, self._df(reader, t) or 1) for t in title_terms)
             return {"norm": math.sqrt(total), "parts": dict(parts), "idents": idents,
@@ -1455,6 +1456,25 @@ def _docs(index: Postings, key: str) -> tuple[str, ...] | set[str]:
     if ids is None:
         return ()
     return (ids,) if isinstance(ids, str) else ids
+
+
+def _words(analyzer, text: str) -> list[str]:
+    """The words ``analyzer`` gives for ``text``: by :func:`wiki.search.prose_words` when it is
+    the search index's prose analyzer (the same words, about 4× faster)."""
+    if _is_prose(analyzer):
+        return wsearch.prose_words(text)
+    return [t.text for t in analyzer(text, mode="query")]
+
+
+def _is_prose(analyzer) -> bool:
+    """Whether ``analyzer`` (a schema's, unpickled with the index) is the prose analyzer."""
+    verdict = _PROSE_CHECKED.get(id(analyzer))
+    if verdict is None or verdict[0] is not analyzer:
+        verdict = _PROSE_CHECKED[id(analyzer)] = (analyzer, analyzer == wsearch.PROSE_ANALYZER)
+    return verdict[1]
+
+
+_PROSE_CHECKED: dict[int, tuple] = {}  #: id(analyzer) → (analyzer, is it the prose one)
 
 
 def _prose_analyzer(schema):
