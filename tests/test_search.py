@@ -193,6 +193,33 @@ def test_prose_words_are_the_prose_analyzers_words():
 def test_prose_words_match_on_naughty_strings(naughty_strings):
     for text in naughty_strings:
         assert s.prose_words(text) == s.tokens(s.PROSE_ANALYZER, text), text
+        assert _analysed(s.PROSE_ANALYZER, text) == _analysed(s.PROSE_CHAIN, text)
+
+
+def _analysed(analyzer, text: str, **kwargs) -> list[tuple]:
+    return [(t.text, t.pos, t.startchar, t.endchar, t.stopped, t.boost,
+             getattr(t, "original", None))
+            for t in analyzer(text, positions=True, chars=True, **kwargs)]
+
+
+def test_the_one_loop_prose_analyzer_gives_the_chains_tokens():
+    """Every token attribute Whoosh reads, with each of its arguments, as the filter chain."""
+    from conftest import DEMO_CONTENT
+
+    texts = [path.read_text("utf-8") for path in sorted(DEMO_CONTENT.rglob("*.md"))[:8]]
+    texts += ["İstanbul ǅemal ßtraße, the API and a connection ½ e\u0301 " + "x" * 300, ""]
+    options = [{}, {"removestops": False}, {"keeporiginal": True},
+               {"start_pos": 7, "start_char": 3}, {"mode": "query"}, {"tokenize": False},
+               {"removestops": False, "keeporiginal": True, "start_pos": 2}]
+    for text in texts:
+        for kwargs in options:
+            assert _analysed(s.PROSE_ANALYZER, text, **kwargs) == \
+                _analysed(s.PROSE_CHAIN, text, **kwargs), (text[:40], kwargs)
+    schema = s.make_schema()
+    assert schema["body"].analyzer == s.ProseAnalyzer()  # (how an index's schema compares)
+    fmt = schema["body"].format
+    assert list(fmt.word_values(texts[0], s.PROSE_ANALYZER)) == \
+        list(fmt.word_values(texts[0], s.PROSE_CHAIN))
 
 
 def test_document_fields_store_sections_for_snippets():
