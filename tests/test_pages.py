@@ -416,9 +416,10 @@ def url_scheme(value: str) -> str | None:
     return m.group(1).lower() if m else None
 
 
-#: The wiki's own scripts that reading pages may load ("Copy link", "/" to search); nothing else.
+#: The wiki's own scripts that reading pages may load ("Copy link", "/" to search, the quick
+#: search under the header's box); nothing else.
 OWN_SCRIPTS = re.compile(
-    r'<script src="/static/js/(?:csrf|copy-link|shortcuts)\.js" defer></script>')
+    r'<script src="/static/js/(?:csrf|copy-link|shortcuts|quicksearch)\.js" defer></script>')
 
 
 def assert_safe(html: str, url: str) -> None:
