@@ -1841,28 +1841,14 @@ class WhooshIndex(SearchIndex):
         cache = getattr(self._local, "postings", None)
         if cache is not None and (fieldname, text) in cache:
             return cache[fieldname, text]
-        if fieldname not in s.schema or not isinstance(s.weighting, scoring.BM25F):
-            raise _Unsupported
-        field = s.schema[fieldname]
-        if not field.scorable:
-            raise _Unsupported
-        try:
-            btext = field.to_bytes(text)
-        except ValueError:
-            raise _Unsupported from None
+        btext = _scorable_term(s, fieldname, text)
         entries: list[tuple[int, float, int]] = []
         scorer = None
         for leaf, offset in s.leaf_searchers():
-            reader = leaf.reader()
-            if (fieldname, btext) not in reader:
+            found = self._leaf_postings(leaf, fieldname, btext)
+            if found is None:
                 continue
-            m = reader.postings(fieldname, btext)
-            deleted = ()
-            if isinstance(m, FilterMatcher):
-                deleted, m = m._ids, reader._terms.matcher(fieldname, btext, field.format)
-            lengths = self._lengths(leaf, fieldname)
-            if not isinstance(m, W3LeafMatcher) or lengths is None:
-                raise _Unsupported
+            m, deleted, lengths = found
             if scorer is None:
                 scorer = s.weighting.scorer(leaf, fieldname, text)
             while m.is_active():
@@ -1891,15 +1877,7 @@ class WhooshIndex(SearchIndex):
         known = probed.get((fieldname, text)) if probed is not None else None
         if known is not None and known[0].issuperset(docs):
             return [entry for entry in known[1] if entry[0] in docs], known[2]
-        if fieldname not in s.schema or not isinstance(s.weighting, scoring.BM25F):
-            raise _Unsupported
-        field = s.schema[fieldname]
-        if not field.scorable:
-            raise _Unsupported
-        try:
-            btext = field.to_bytes(text)
-        except ValueError:
-            raise _Unsupported from None
+        btext = _scorable_term(s, fieldname, text)
         wanted = sorted(docs)
         entries: list[tuple[int, float, int]] = []
         scorer = None
@@ -1910,15 +1888,10 @@ class WhooshIndex(SearchIndex):
             j = bisect.bisect_left(wanted, end, i)
             targets = [top - offset for top in wanted[i:j]]
             i = j
-            if not targets or (fieldname, btext) not in reader:
+            found = self._leaf_postings(leaf, fieldname, btext) if targets else None
+            if found is None:
                 continue
-            m = reader.postings(fieldname, btext)
-            deleted = ()
-            if isinstance(m, FilterMatcher):
-                deleted, m = m._ids, reader._terms.matcher(fieldname, btext, field.format)
-            lengths = self._lengths(leaf, fieldname)
-            if not isinstance(m, W3LeafMatcher) or lengths is None:
-                raise _Unsupported
+            m, deleted, lengths = found
             if scorer is None:
                 scorer = s.weighting.scorer(leaf, fieldname, text)
             k = 0
@@ -1943,6 +1916,24 @@ class WhooshIndex(SearchIndex):
         if probed is not None:
             probed[fieldname, text] = (frozenset(docs), entries, scorer)
         return entries, scorer
+
+    def _leaf_postings(self, leaf, fieldname: str, btext: bytes):
+        """``(block matcher, deleted docnums, length bytes)`` of a term in one segment, ``None``
+        when the segment lacks it. The matcher is the raw one, deleted documents included (the
+        filtered one steps over them one at a time); :class:`_Unsupported` for a codec or field
+        this does not know."""
+        reader = leaf.reader()
+        if (fieldname, btext) not in reader:
+            return None
+        m = reader.postings(fieldname, btext)
+        deleted = ()
+        if isinstance(m, FilterMatcher):
+            deleted = m._ids
+            m = reader._terms.matcher(fieldname, btext, leaf.schema[fieldname].format)
+        lengths = self._lengths(leaf, fieldname)
+        if not isinstance(m, W3LeafMatcher) or lengths is None:
+            raise _Unsupported
+        return m, deleted, lengths
 
     def _lengths(self, leaf, fieldname: str):
         """The length bytes of ``fieldname`` for each document of a segment (cached)."""
@@ -2341,6 +2332,20 @@ def _docset(s, q, index: WhooshIndex | None = None) -> set[int]:
                 pass
         return _term_docs(s, q.fieldname, q.text)
     return set(q.docs(s))
+
+
+def _scorable_term(s, fieldname: str, text: str) -> bytes:
+    """The term as ``fieldname`` stores it; :class:`_Unsupported` when the field is not scored
+    or the weighting is not the BM25F the fast ranking reproduces."""
+    if fieldname not in s.schema or not isinstance(s.weighting, scoring.BM25F):
+        raise _Unsupported
+    field = s.schema[fieldname]
+    if not field.scorable:
+        raise _Unsupported
+    try:
+        return field.to_bytes(text)
+    except ValueError:
+        raise _Unsupported from None
 
 
 def _head(q):
