@@ -67,16 +67,8 @@ def instrument() -> dict[str, float]:
     if getattr(core.Wiki.sync, "_instrumented", None) is not None:
         return core.Wiki.sync._instrumented
 
-    db_sync = core.db.sync
-
-    def timed_db_sync(*args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return db_sync(*args, **kwargs)
-        finally:
-            phases[DATABASE] = phases.get(DATABASE, 0.0) + time.perf_counter() - t0
-
     def timed(name, method):
+        """``method``, adding the time of each call to ``phases[name]``."""
         def on_sync(*args, **kwargs):
             t0 = time.perf_counter()
             try:
@@ -95,7 +87,7 @@ def instrument() -> dict[str, float]:
                 listener.on_sync = timed(type(listener).__name__, method)
         return original(self, full=full, progress=progress)
 
-    core.db.sync = timed_db_sync
+    core.db.sync = timed(DATABASE, core.db.sync)
     sync._instrumented = phases
     core.Wiki.sync = sync
     return phases

@@ -2376,18 +2376,21 @@ def _probe(s, q, docs: set[int], index: WhooshIndex | None = None) -> set[int]:
             return {top for top, _, _ in index._probe_postings(s, q.fieldname, q.text, docs)[0]}
         except _Unsupported:
             pass
-    m = q.matcher(s, s.boolean_context())
-    out = set()
-    for docnum in sorted(docs):
+    return set(_reached(q.matcher(s, s.boolean_context()), sorted(docs)))
+
+
+def _reached(m, targets: list[int]):
+    """Those of the sorted ``targets`` that the matcher ``m`` matches, each found with
+    ``skip_to``; ``m`` is left on each one as it is yielded (to read its score)."""
+    for target in targets:
         if not m.is_active():
-            break
-        if m.id() < docnum:
-            m.skip_to(docnum)
+            return
+        if m.id() < target:
+            m.skip_to(target)
             if not m.is_active():
-                break
-        if m.id() == docnum:
-            out.add(docnum)
-    return out
+                return
+        if m.id() == target:
+            yield target
 
 
 def _count(s, q) -> int | None:
@@ -2484,16 +2487,8 @@ def _score_docs(s, q, docs) -> list[tuple[float, int]]:
         j = bisect.bisect_left(docs, end, i)
         if j > i:
             m = q.matcher(leaf, context)
-            for docnum in docs[i:j]:
-                local = docnum - offset
-                if not m.is_active():
-                    break
-                if m.id() < local:
-                    m.skip_to(local)
-                    if not m.is_active():
-                        break
-                if m.id() == local:
-                    out.append((m.score(), docnum))
+            for local in _reached(m, [docnum - offset for docnum in docs[i:j]]):
+                out.append((m.score(), local + offset))
         i = j
     return out
 
